@@ -1,0 +1,105 @@
+# T-Shop: `make` lists the targets. Parameters are make variables: make generate CUSTOMERS=5000000 DAYS=90
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+VENVS := .venvs
+BOOTSTRAP_ENV := $(VENVS)/bootstrap
+UV := $(BOOTSTRAP_ENV)/bin/uv
+AIRFLOW_ENV := $(VENVS)/airflow
+DBT_ENV := $(VENVS)/dbt
+SUPERSET_ENV := $(VENVS)/superset
+TSHOP := $(AIRFLOW_ENV)/bin/tshop
+
+# uv uses the machine's Python and never downloads one (only the package registries are reachable)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+##@ The two commands
+
+.PHONY: demo
+demo: envs services ## set everything up, start the services, and run the demo
+	@echo "T-Shop services are up. Run: eval \"\$$(make env)\""
+	@echo "Not yet in this version: the demo shop (generator), the pipeline through Airflow, the dashboard in Superset."
+
+.PHONY: test
+test: envs ## run the whole test suite against real local servers (what .ci/run runs)
+	$(AIRFLOW_ENV)/bin/pytest $(PYTEST_ARGS)
+
+.PHONY: test-fast
+test-fast: $(AIRFLOW_ENV)/.synced ## run the quick tests only (no end-to-end runs)
+	$(AIRFLOW_ENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+##@ Local services
+
+.PHONY: services
+services: $(AIRFLOW_ENV)/.synced ## start the local PostgreSQL and ClickHouse (harmless when running)
+	@$(TSHOP) services start
+
+.PHONY: stop
+stop: ## stop everything the project started locally
+	@if [ -x $(TSHOP) ]; then $(TSHOP) services stop; fi
+
+.PHONY: status
+status: $(AIRFLOW_ENV)/.synced ## show whether the local services run
+	@$(TSHOP) services status
+
+.PHONY: env
+env: $(AIRFLOW_ENV)/.synced ## print export lines for the running services: eval "$(make env)"
+	@$(TSHOP) env
+
+.PHONY: psql
+psql: $(AIRFLOW_ENV)/.synced ## open psql (the bundled PostgreSQL 18 client) on the warehouse
+	@eval "$$($(TSHOP) env)"; "$$($(AIRFLOW_ENV)/bin/python -c 'from tshop.services.postgres import binary; print(binary("psql"))')" "$$TSHOP_PG_DSN"
+
+##@ Environments (made by uv from the lockfiles, each in its own virtual environment)
+
+.PHONY: envs
+envs: $(AIRFLOW_ENV)/.synced $(DBT_ENV)/.synced $(SUPERSET_ENV)/.synced ## create or update all environments
+
+$(UV):
+	$(PYTHON) -m venv $(BOOTSTRAP_ENV)
+	$(BOOTSTRAP_ENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Airflow 3 + astronomer-cosmos + the runtime (tshop) and the generator (datagen), with the dev tools
+$(AIRFLOW_ENV)/.synced: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(AIRFLOW_ENV) $(UV) sync --locked --quiet >&2
+	@touch $@
+
+# dbt-core 1.11 with dbt-postgres and dbt-clickhouse
+$(DBT_ENV)/.synced: envs/dbt/pyproject.toml envs/dbt/uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(DBT_ENV) $(UV) sync --locked --quiet --project envs/dbt >&2
+	@touch $@
+
+# Superset 6.1 with the clickhousedb:// driver
+$(SUPERSET_ENV)/.synced: envs/superset/pyproject.toml envs/superset/uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(SUPERSET_ENV) $(UV) sync --locked --quiet --project envs/superset >&2
+	@touch $@
+
+.PHONY: lock
+lock: | $(UV) ## re-resolve the three lockfiles after changing a pyproject.toml
+	$(UV) lock
+	$(UV) lock --project envs/dbt
+	$(UV) lock --project envs/superset
+
+.PHONY: lint
+lint: $(AIRFLOW_ENV)/.synced ## ruff lint and format check
+	$(AIRFLOW_ENV)/bin/ruff check .
+	$(AIRFLOW_ENV)/bin/ruff format --check .
+
+.PHONY: clean
+clean: stop ## stop the services and delete the environments and all local data
+	rm -rf $(VENVS) .state
+
+##@ Help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} \
+	  /^##@/ {printf "\n%s\n", substr($$0, 5); next} \
+	  /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Parameters: make generate CUSTOMERS=... DAYS=... SEED=... START_DATE=YYYY-MM-DD"

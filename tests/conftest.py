@@ -1,0 +1,40 @@
+"""Session fixtures: real servers, started once per test session.
+
+Tests never touch the services of `make services`: they run their own in `.state/test` on their own ports,
+unless TSHOP_PG_DSN / TSHOP_CLICKHOUSE_URL point them at external servers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tshop.config import REPO_ROOT, Settings, settings
+
+TEST_ENV = {
+    "TSHOP_STATE_DIR": str(REPO_ROOT / ".state" / "test"),
+    "TSHOP_PG_PORT": os.environ.get("TSHOP_TEST_PG_PORT", "25432"),
+    "TSHOP_CLICKHOUSE_PORT": os.environ.get("TSHOP_TEST_CLICKHOUSE_PORT", "28123"),
+}
+
+
+@pytest.fixture(scope="session")
+def test_settings() -> Settings:
+    """Settings of the test services: the caller's environment with the test state folder and ports."""
+    return settings({**os.environ, **TEST_ENV})
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(test_settings: Settings) -> str:
+    """DSN of a running PostgreSQL with the warehouse database (external when TSHOP_PG_DSN is set)."""
+    from tshop.services.postgres import LocalPostgres
+
+    LocalPostgres(test_settings).start()
+    return test_settings.pg_dsn()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT

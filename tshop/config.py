@@ -1,0 +1,196 @@
+"""T-Shop configuration: every setting, its environment variable and its default, in one place.
+
+Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop settings.
+
+| variable | default | meaning |
+|---|---|---|
+| TSHOP_STATE_DIR | `<repo>/.state` | data, logs, pid files and generated secrets of the local services |
+| TSHOP_PG_DSN | (unset) | `postgresql://` URL of an external PostgreSQL; when set, no local PostgreSQL starts |
+| TSHOP_PG_HOST | 127.0.0.1 | address the local PostgreSQL listens on |
+| TSHOP_PG_PORT | 15432 | port of the local PostgreSQL |
+| TSHOP_PG_USER | tshop | database role of the local PostgreSQL (its superuser) |
+| TSHOP_PG_DATABASE | tshop | the warehouse database |
+| TSHOP_PG_OS_USER | tshop | system user that runs the local PostgreSQL when T-Shop runs as root |
+| TSHOP_CLICKHOUSE_URL | (unset) | `http://` URL of an external ClickHouse HTTP interface; when set, no local one starts |
+| TSHOP_CLICKHOUSE_HOST | 127.0.0.1 | address the local ClickHouse endpoint listens on |
+| TSHOP_CLICKHOUSE_PORT | 8123 | port of the local ClickHouse endpoint |
+| TSHOP_CLICKHOUSE_USER | default | ClickHouse user of the local endpoint |
+
+Passwords are never defaults in the repository: the local services generate one per install on first
+start and keep it in `<state>/secrets.env` (mode 0600). `TSHOP_PG_PASSWORD` and `TSHOP_CLICKHOUSE_PASSWORD`
+override them; the external URLs carry their own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS: dict[str, str] = {
+    "TSHOP_STATE_DIR": str(REPO_ROOT / ".state"),
+    "TSHOP_PG_HOST": "127.0.0.1",
+    "TSHOP_PG_PORT": "15432",
+    "TSHOP_PG_USER": "tshop",
+    "TSHOP_PG_DATABASE": "tshop",
+    "TSHOP_PG_OS_USER": "tshop",
+    "TSHOP_CLICKHOUSE_HOST": "127.0.0.1",
+    "TSHOP_CLICKHOUSE_PORT": "8123",
+    "TSHOP_CLICKHOUSE_USER": "default",
+}
+
+
+class ConfigError(ValueError):
+    """A setting has a value T-Shop cannot use; the message names the variable."""
+
+
+def _port(name: str, value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name}={value!r} is not a port number between 1 and 65535")
+    return port
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: dict[str, str]
+
+    def get(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value == "":
+            return DEFAULTS.get(name)
+        return value
+
+    # -- state ---------------------------------------------------------------------------------
+    @cached_property
+    def state_dir(self) -> Path:
+        return Path(self.get("TSHOP_STATE_DIR")).resolve()
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / "secrets.env"
+
+    def secret(self, name: str) -> str:
+        """The value of a generated secret: from the environment, else from the state folder,
+        else generated now and kept there for the next call."""
+        if self.env.get(name):
+            return self.env[name]
+        stored = _read_env_file(self.secrets_file)
+        if name not in stored:
+            stored[name] = secrets.token_urlsafe(18)
+            _write_env_file(self.secrets_file, stored)
+        return stored[name]
+
+    # -- PostgreSQL ----------------------------------------------------------------------------
+    @property
+    def external_pg_dsn(self) -> str | None:
+        dsn = self.env.get("TSHOP_PG_DSN") or None
+        if dsn and not dsn.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"TSHOP_PG_DSN must be a postgresql:// URL, got {dsn[:30]!r}")
+        return dsn
+
+    @property
+    def pg_host(self) -> str:
+        return self.get("TSHOP_PG_HOST")
+
+    @property
+    def pg_port(self) -> int:
+        return _port("TSHOP_PG_PORT", self.get("TSHOP_PG_PORT"))
+
+    @property
+    def pg_user(self) -> str:
+        return self.get("TSHOP_PG_USER")
+
+    @property
+    def pg_database(self) -> str:
+        return self.get("TSHOP_PG_DATABASE")
+
+    @property
+    def pg_os_user(self) -> str:
+        return self.get("TSHOP_PG_OS_USER")
+
+    @property
+    def pg_password(self) -> str:
+        return self.secret("TSHOP_PG_PASSWORD")
+
+    def pg_dsn(self, database: str | None = None) -> str:
+        """The `postgresql://` URL of the warehouse (or of another database on the same server)."""
+        if self.external_pg_dsn:
+            dsn = self.external_pg_dsn
+            if database is None:
+                return dsn
+            parts = urlsplit(dsn)
+            return parts._replace(path="/" + database).geturl()
+        return (
+            f"postgresql://{quote(self.pg_user, safe='')}:{quote(self.pg_password, safe='')}"
+            f"@{self.pg_host}:{self.pg_port}/{database or self.pg_database}"
+        )
+
+    # -- ClickHouse ----------------------------------------------------------------------------
+    @property
+    def external_clickhouse_url(self) -> str | None:
+        url = self.env.get("TSHOP_CLICKHOUSE_URL") or None
+        if url and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"TSHOP_CLICKHOUSE_URL must be an http:// URL, got {url[:30]!r}")
+        return url
+
+    @property
+    def clickhouse_host(self) -> str:
+        return self.get("TSHOP_CLICKHOUSE_HOST")
+
+    @property
+    def clickhouse_port(self) -> int:
+        return _port("TSHOP_CLICKHOUSE_PORT", self.get("TSHOP_CLICKHOUSE_PORT"))
+
+    @property
+    def clickhouse_user(self) -> str:
+        return self.get("TSHOP_CLICKHOUSE_USER")
+
+    @property
+    def clickhouse_password(self) -> str:
+        return self.secret("TSHOP_CLICKHOUSE_PASSWORD")
+
+    @property
+    def clickhouse_url(self) -> str:
+        """The `http://user:password@host:port` URL of the ClickHouse HTTP interface."""
+        if self.external_clickhouse_url:
+            return self.external_clickhouse_url
+        return (
+            f"http://{quote(self.clickhouse_user, safe='')}:{quote(self.clickhouse_password, safe='')}"
+            f"@{self.clickhouse_host}:{self.clickhouse_port}"
+        )
+
+
+def settings(env: dict[str, str] | None = None) -> Settings:
+    """The settings for this process (or for the given environment, in tests)."""
+    return Settings(dict(os.environ if env is None else env))
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _write_env_file(path: Path, values: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    # the file holds passwords: create it private, then move it into place atomically
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("# generated by T-Shop for this install; never commit\n")
+        handle.writelines(f"{key}={value}\n" for key, value in sorted(values.items()))
+    os.replace(tmp, path)
