@@ -55,6 +55,15 @@ env: $(AIRFLOW_ENV)/.synced ## print export lines for the running services: eval
 psql: $(AIRFLOW_ENV)/.synced ## open psql (the bundled PostgreSQL 18 client) on the warehouse
 	@eval "$$($(TSHOP) env)"; "$$($(AIRFLOW_ENV)/bin/python -c 'from tshop.services.postgres import binary; print(binary("psql"))')" "$$TSHOP_PG_DSN"
 
+##@ Benchmarks
+
+# Each bench/bench_*.py measures one issue's numbers and rewrites its own section of docs/benchmarks.md.
+BENCHES ?= $(sort $(wildcard bench/bench_*.py))
+
+.PHONY: bench
+bench: envs ## run the benchmarks (BENCHES=bench/bench_x.py for one) and print their tables
+	@for bench in $(BENCHES); do echo "== $$bench"; $(AIRFLOW_ENV)/bin/python -m bench.$$(basename $$bench .py); done
+
 ##@ Environments (made by uv from the lockfiles, each in its own virtual environment)
 
 .PHONY: envs
