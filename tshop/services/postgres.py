@@ -107,6 +107,9 @@ class LocalPostgres:
             return current
         if current.state == "crashed":
             self._wait_for_orphans()
+            # The dead postmaster may linger as a zombie (nobody reaps it here), and PostgreSQL's own
+            # stale-lock check takes a zombie's pid for a live server; the pid is dead, so drop the file.
+            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
         if not port_is_free(self.config.pg_host, self.config.pg_port):
             raise ServiceError(
                 busy_port_message("PostgreSQL", self.config.pg_host, self.config.pg_port, "TSHOP_PG_PORT")
