@@ -1,0 +1,116 @@
+-- The sale line versions this run (re)builds into cdm.sales_datamart, each with the customer and product
+-- as they were at the moment of the sale. Candidates are every version of every sale line that has a
+-- DDS version at or past the mart's watermark (so the previous version of a corrected line is closed
+-- too), plus every line still waiting in cdm.sales_rejected. Lines whose customer or product does not
+-- exist yet keep has_customer / has_product false and go to cdm.sales_rejected instead of the mart.
+
+{{ config(materialized='table') }}
+
+with
+
+sales as (
+
+    select * from {{ ref('sales') }}
+
+),
+
+customer as (
+
+    select * from {{ ref('customer') }}
+
+),
+
+product as (
+
+    select * from {{ ref('product') }}
+
+),
+
+changed_sale_lines as (
+
+    select sale_id
+    from sales
+    where valid_from >= {{ sl_watermark('cdm.sales_datamart') }}
+
+    union
+
+    {{ rejected_sale_ids() }}
+
+),
+
+sale_line_versions as (
+
+    select sales.*
+    from sales
+    inner join changed_sale_lines
+        on sales.sale_id = changed_sale_lines.sale_id
+
+),
+
+point_in_time as (
+
+    select
+        sale_line_versions.*,
+        customer_version.customer_id as found_customer_id,
+        customer_version.first_name,
+        customer_version.last_name,
+        customer_version.birth_date,
+        product_version.product_id as found_product_id,
+        product_version.name as product_name,
+        product_version.category as product_category,
+        product_version.size as product_size,
+        product_version.price as product_price
+    from sale_line_versions
+    -- The version valid at sold_at (valid_from <= sold_at < valid_to) is the latest that started by then;
+    -- when the sale predates every version (the customer arrived late), the first version is used.
+    left join lateral (
+        select customer.*
+        from customer
+        where customer.customer_id = sale_line_versions.customer_id
+        order by
+            customer.valid_from <= sale_line_versions.sold_at desc,
+            case when customer.valid_from <= sale_line_versions.sold_at then customer.valid_from end desc,
+            customer.valid_from asc
+        limit 1
+    ) as customer_version on true
+    left join lateral (
+        select product.*
+        from product
+        where product.product_id = sale_line_versions.product_id
+        order by
+            product.valid_from <= sale_line_versions.sold_at desc,
+            case when product.valid_from <= sale_line_versions.sold_at then product.valid_from end desc,
+            product.valid_from asc
+        limit 1
+    ) as product_version on true
+
+),
+
+final as (
+
+    select
+        sale_id::bigint as sale_id,
+        order_id::bigint as order_id,
+        sold_at::date as sale_date,
+        sold_at,
+        customer_id::bigint as customer_id,
+        (first_name || ' ' || last_name)::text as customer_name,
+        {{ age_in_years('birth_date', 'sold_at::date') }} as customer_age,
+        product_id::bigint as product_id,
+        product_name::text as product_name,
+        product_category::text as product_category,
+        product_size::text as product_size,
+        product_price::numeric(12, 2) as product_price,
+        quantity::integer as quantity,
+        (quantity * product_price)::numeric(14, 2) as total_cost,
+        valid_from,
+        valid_to,
+        valid_to is null as is_current,
+        found_customer_id is not null as has_customer,
+        found_product_id is not null as has_product,
+        '{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}'::timestamptz as tried_at
+    from point_in_time
+
+)
+
+select * from final
