@@ -15,6 +15,7 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_CLICKHOUSE_HOST | 127.0.0.1 | address the local ClickHouse endpoint listens on |
 | TSHOP_CLICKHOUSE_PORT | 8123 | port of the local ClickHouse endpoint |
 | TSHOP_CLICKHOUSE_USER | default | ClickHouse user of the local endpoint |
+| TSHOP_DBT_EXECUTABLE | `<repo>/.venvs/dbt/bin/dbt` | the dbt of the dbt environment (kept apart from Airflow's) |
 
 Passwords are never defaults in the repository: the local services generate one per install on first
 start and keep it in `<state>/secrets.env` (mode 0600). `TSHOP_PG_PASSWORD` and `TSHOP_CLICKHOUSE_PASSWORD`
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_CLICKHOUSE_HOST": "127.0.0.1",
     "TSHOP_CLICKHOUSE_PORT": "8123",
     "TSHOP_CLICKHOUSE_USER": "default",
+    "TSHOP_DBT_EXECUTABLE": str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"),
 }
 
 
@@ -167,6 +169,20 @@ class Settings:
             f"http://{quote(self.clickhouse_user, safe='')}:{quote(self.clickhouse_password, safe='')}"
             f"@{self.clickhouse_host}:{self.clickhouse_port}"
         )
+
+
+    # -- dbt -------------------------------------------------------------------------------------
+    @property
+    def dbt_executable(self) -> Path:
+        return Path(self.get("TSHOP_DBT_EXECUTABLE"))
+
+    def client_env(self) -> dict[str, str]:
+        """The environment a client process (dbt, the generator, Airflow) needs to reach the services."""
+        return {
+            **self.env,
+            "TSHOP_PG_DSN": self.pg_dsn(),
+            "TSHOP_CLICKHOUSE_URL": self.clickhouse_url,
+        }
 
 
 def settings(env: dict[str, str] | None = None) -> Settings:

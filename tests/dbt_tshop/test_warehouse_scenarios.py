@@ -1,0 +1,236 @@
+"""Scripted histories written into RAW, with the dbt project run between the steps (CONTRACT 1.2-1.4).
+
+Each test starts from an empty warehouse. `dbt build` runs the snapshots, the mart and every data test
+(the SCD2 invariants included) and unit test, so every step is also checked against those.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CUSTOMERS = "insert into raw.customer values (%s, %s, %s, %s, %s)"
+PRODUCTS = "insert into raw.product values (%s, %s, %s, %s, %s, %s)"
+SALES = "insert into raw.sales values (%s, %s, %s, %s, %s, %s, %s)"
+
+
+def seed_shop(warehouse) -> None:
+    """Two customers, two products, and a cheque of two lines on 2 January."""
+    warehouse.execute(CUSTOMERS, (1, "Ann", "Lee", "1990-05-10", "2024-01-01 10:00"))
+    warehouse.execute(CUSTOMERS, (2, "Bob", "Ray", "2006-03-01", "2024-01-01 10:00"))
+    warehouse.execute(PRODUCTS, (10, "Oxford shirt", "Shirts", "M", "20.00", "2024-01-01 09:00"))
+    warehouse.execute(PRODUCTS, (11, "Slim jeans", "Jeans", "32", "60.00", "2024-01-01 09:00"))
+    warehouse.execute(SALES, (100, 1000, "2024-01-02 12:00", 1, 10, 2, "2024-01-02 12:00"))
+    warehouse.execute(SALES, (101, 1000, "2024-01-02 12:00", 1, 11, 1, "2024-01-02 12:00"))
+
+
+def mart(warehouse, sale_id: int) -> list[tuple]:
+    return warehouse.rows(
+        """select customer_name, product_price, quantity, total_cost, valid_from::text,
+                  valid_to::text, is_current
+           from cdm.sales_datamart where sale_id = %s order by valid_from""",
+        (sale_id,),
+    )
+
+
+def watermark(warehouse, table_name: str):
+    return warehouse.rows(
+        "select max_updated_at::text, rows_loaded from sl.load_metadata where table_name = %s", (table_name,)
+    )[0]
+
+
+def state(warehouse) -> dict[str, list[tuple]]:
+    """Everything a reader sees in DDS, CDM and the watermarks (not the run ids and load times)."""
+    tables = {
+        "dds.customer": "select customer_id, first_name, last_name, birth_date, valid_from, valid_to from dds.customer",
+        "dds.product": "select product_id, name, price, valid_from, valid_to from dds.product",
+        "dds.sales": "select sale_id, quantity, valid_from, valid_to from dds.sales",
+        "cdm.sales_datamart": "select * from cdm.sales_datamart",
+        "cdm.sales_rejected": "select sale_id, reason from cdm.sales_rejected",
+        "sl.load_metadata": "select table_name, max_updated_at from sl.load_metadata",
+    }
+    return {name: sorted(warehouse.rows(query), key=repr) for name, query in tables.items()}
+
+
+def test_the_first_build_loads_every_layer_and_records_the_watermarks(warehouse):
+    seed_shop(warehouse)
+    warehouse.build()
+
+    assert mart(warehouse, 100) == [("Ann Lee", 20, 2, 40, "2024-01-02 12:00:00", None, True)]
+    assert watermark(warehouse, "dds.customer") == ("2024-01-01 10:00:00", 2)
+    assert watermark(warehouse, "dds.product") == ("2024-01-01 09:00:00", 2)
+    assert watermark(warehouse, "dds.sales") == ("2024-01-02 12:00:00", 2)
+    assert watermark(warehouse, "cdm.sales_datamart") == ("2024-01-02 12:00:00", 2)
+    logged = warehouse.rows("select node_id, status from sl.run_log where node_id like 'snapshot.%' order by 1")
+    assert logged == [("snapshot.tshop.customer", "success"), ("snapshot.tshop.product", "success"),
+                      ("snapshot.tshop.sales", "success")]  # fmt: skip
+
+
+def test_a_name_change_after_a_sale_leaves_the_sale_with_the_name_it_had(warehouse):
+    seed_shop(warehouse)
+    warehouse.build()
+    warehouse.execute("update raw.customer set last_name = 'Kim', updated_at = '2024-01-03 09:00' where customer_id = 1")
+    warehouse.execute(SALES, (102, 1001, "2024-01-04 15:00", 1, 10, 1, "2024-01-04 15:00"))
+    warehouse.build()
+
+    assert warehouse.rows("select last_name, valid_to::text from dds.customer where customer_id = 1 order by valid_from") == [
+        ("Lee", "2024-01-03 09:00:00"),
+        ("Kim", None),
+    ]
+    assert mart(warehouse, 100)[0][0] == "Ann Lee"
+    assert mart(warehouse, 102)[0][0] == "Ann Kim"
+    assert len(mart(warehouse, 100)) == 1, "a new customer version never makes a new mart version"
+
+
+def test_a_price_change_prices_earlier_sales_as_they_were(warehouse):
+    seed_shop(warehouse)
+    warehouse.build()
+    warehouse.execute("update raw.product set price = 25.00, updated_at = '2024-01-03 00:00' where product_id = 10")
+    warehouse.execute(SALES, (102, 1001, "2024-01-03 00:00", 2, 10, 3, "2024-01-03 00:00"))
+    warehouse.build()
+
+    assert mart(warehouse, 100)[0][1:4] == (20, 2, 40)
+    # a sale at the very moment the new price starts pays the new price
+    assert mart(warehouse, 102)[0][1:4] == (25, 3, 75)
+
+
+def test_a_corrected_sale_line_closes_its_previous_version(warehouse):
+    seed_shop(warehouse)
+    warehouse.build()
+    warehouse.execute("update raw.sales set quantity = 3, updated_at = '2024-01-03 10:00' where sale_id = 100")
+    warehouse.build()
+
+    assert mart(warehouse, 100) == [
+        ("Ann Lee", 20, 2, 40, "2024-01-02 12:00:00", "2024-01-03 10:00:00", False),
+        ("Ann Lee", 20, 3, 60, "2024-01-03 10:00:00", None, True),
+    ]
+    assert watermark(warehouse, "cdm.sales_datamart")[0] == "2024-01-03 10:00:00"
+
+
+def test_two_changes_to_one_row_between_runs_make_one_version_with_the_latest_values(warehouse):
+    seed_shop(warehouse)
+    warehouse.build()
+    warehouse.execute("update raw.sales set quantity = 3, updated_at = '2024-01-03 10:00' where sale_id = 100")
+    warehouse.execute("update raw.sales set quantity = 4, updated_at = '2024-01-03 11:00' where sale_id = 100")
+    warehouse.build()
+
+    assert warehouse.rows("select quantity from dds.sales where sale_id = 100 order by valid_from") == [(2,), (4,)]
+    assert [row[2:4] for row in mart(warehouse, 100)] == [(2, 40), (4, 80)]
+
+
+def test_rows_sharing_the_watermark_timestamp_are_not_lost_when_they_arrive_later(warehouse):
+    """The tie rule: the increment reads updated_at >= watermark, so a row written after a load with the
+    same timestamp as that load's maximum is still read, and re-reading the loaded ones changes nothing."""
+    seed_shop(warehouse)
+    warehouse.execute(CUSTOMERS, (3, "Cid", "Moe", "1970-01-02", "2024-01-01 10:00"))
+    warehouse.build()
+    assert warehouse.value("select count(*) from dds.customer") == 3
+
+    # a late writer uses the very timestamp the watermark holds
+    warehouse.execute(CUSTOMERS, (4, "Dee", "Fox", "1985-07-07", "2024-01-01 10:00"))
+    warehouse.execute(SALES, (102, 1001, "2024-01-02 12:00", 4, 11, 1, "2024-01-02 12:00"))
+    warehouse.build()
+
+    assert warehouse.value("select count(*) from dds.customer") == 4, "the late row was read"
+    assert warehouse.value("select count(*) from dds.customer where valid_to is not null") == 0, (
+        "re-reading the tied rows made no new versions"
+    )
+    assert mart(warehouse, 102)[0][0] == "Dee Fox"
+    assert watermark(warehouse, "dds.customer") == ("2024-01-01 10:00:00", 4)
+
+
+def test_a_sale_whose_customer_arrives_later_waits_in_rejected_then_enters_the_mart(warehouse):
+    seed_shop(warehouse)
+    warehouse.execute(SALES, (102, 1001, "2024-01-02 13:00", 3, 10, 1, "2024-01-02 13:00"))
+    warehouse.build()
+    assert mart(warehouse, 102) == []
+    first = warehouse.rows("select reason, first_seen_at, last_tried_at from cdm.sales_rejected where sale_id = 102")
+    assert first[0][0] == "customer 3 not in dds.customer"
+
+    warehouse.build()  # still missing: retried, first_seen_at kept
+    second = warehouse.rows("select reason, first_seen_at, last_tried_at from cdm.sales_rejected where sale_id = 102")
+    assert second[0][1] == first[0][1]
+    assert second[0][2] > first[0][2]
+
+    warehouse.execute(CUSTOMERS, (3, "Cid", "Moe", "1970-01-02", "2024-01-05 08:00"))
+    warehouse.build()
+    assert warehouse.value("select count(*) from cdm.sales_rejected") == 0
+    # the sale predates the customer's first version: that first version is used
+    assert mart(warehouse, 102) == [("Cid Moe", 20, 1, 20, "2024-01-02 13:00:00", None, True)]
+
+
+def test_the_run_reports_how_many_lines_it_set_aside_and_why(warehouse):
+    seed_shop(warehouse)
+    warehouse.execute(SALES, (102, 1001, "2024-01-02 13:00", 3, 10, 1, "2024-01-02 13:00"))
+    warehouse.execute(SALES, (103, 1001, "2024-01-02 13:00", 3, 99, 1, "2024-01-02 13:00"))
+    result = warehouse.build()
+    assert "cdm.sales_rejected: 2 sale line(s) set aside" in result.stdout
+    assert "1 missing customer and product" in result.stdout
+    assert "1 missing customer," in result.stdout or "1 missing customer)" in result.stdout
+
+
+def test_a_rerun_with_nothing_new_changes_nothing(warehouse):
+    seed_shop(warehouse)
+    warehouse.execute("update raw.sales set quantity = 5, updated_at = '2024-01-02 18:00' where sale_id = 101")
+    warehouse.build()
+    before = state(warehouse)
+    warehouse.build()
+    assert state(warehouse) == before
+
+
+def test_a_load_reads_only_rows_at_or_past_the_watermark(warehouse):
+    seed_shop(warehouse)
+    warehouse.build()
+    # a change that does not move updated_at forward breaks the RAW contract and is not read
+    warehouse.execute("update raw.customer set last_name = 'Backdated', updated_at = '2023-12-31 00:00' where customer_id = 2")
+    warehouse.execute("update raw.customer set last_name = 'Kim', updated_at = '2024-01-03 09:00' where customer_id = 1")
+    warehouse.build()
+
+    assert watermark(warehouse, "dds.customer")[0] == "2024-01-03 09:00:00"
+    assert warehouse.rows("select last_name from dds.customer where customer_id = 2") == [("Ray",)]
+
+
+def test_a_failed_run_moves_no_watermark_and_its_rerun_ends_as_a_clean_run_does(warehouse, request):
+    seed_shop(warehouse)
+    warehouse.build()
+    warehouse.execute("update raw.sales set quantity = 3, updated_at = '2024-01-03 10:00' where sale_id = 100")
+    warehouse.execute("update raw.customer set last_name = 'Kim', updated_at = '2024-01-03 09:00' where customer_id = 1")
+    before = watermark(warehouse, "dds.sales")
+
+    # another session holds dds.sales: its snapshot times out and fails, the others go on
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        with psycopg.connect(warehouse.dsn) as conn:
+            conn.execute("lock table dds.sales in access exclusive mode")
+            locked.set()
+            release.wait(120)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    locked.wait(10)
+    try:
+        failed = warehouse.build(check=False, extra_env={"PGOPTIONS": "-c lock_timeout=3s"})
+    finally:
+        release.set()
+        holder.join()
+    assert failed.returncode != 0
+    assert "dds.sales" in failed.stdout
+    assert watermark(warehouse, "dds.sales") == before, "the failed load left its watermark where it was"
+
+    warehouse.build()
+    assert mart(warehouse, 100)[-1][2:4] == (3, 60)
+    rerun_state = state(warehouse)
+
+    # the same history in one clean run gives the same state
+    clean = request.getfixturevalue("clean_warehouse")
+    seed_shop(clean)
+    clean.build()
+    clean.execute("update raw.sales set quantity = 3, updated_at = '2024-01-03 10:00' where sale_id = 100")
+    clean.execute("update raw.customer set last_name = 'Kim', updated_at = '2024-01-03 09:00' where customer_id = 1")
+    clean.build()
+    assert state(clean) == rerun_state

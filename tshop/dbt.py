@@ -1,0 +1,42 @@
+"""Running the dbt projects from the dbt environment, as Cosmos does, for tests, benchmarks and the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tshop.config import REPO_ROOT, Settings
+
+POSTGRES_PROJECT = REPO_ROOT / "dbt_tshop"
+CLICKHOUSE_PROJECT = REPO_ROOT / "dbt_tshop" / "clickhouse"
+
+
+class DbtError(RuntimeError):
+    """A dbt command failed; the message carries the tail of its output."""
+
+
+def dbt_env(config: Settings) -> dict[str, str]:
+    # dbt reads the services from TSHOP_PG_DSN / TSHOP_CLICKHOUSE_URL (profiles.yml); no telemetry
+    return {**config.client_env(), "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
+
+
+def run_dbt(
+    config: Settings,
+    args: list[str],
+    project: Path = POSTGRES_PROJECT,
+    check: bool = True,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run `dbt <args>` in `project` with the project's own profiles.yml; raise DbtError on failure."""
+    command = [str(config.dbt_executable), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
+    result = subprocess.run(
+        command,
+        cwd=project,
+        env={**dbt_env(config), **(extra_env or {})},
+        capture_output=True,
+        text=True,
+    )
+    if check and result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        raise DbtError(f"`dbt {' '.join(args)}` failed in {project.name} (exit {result.returncode}):\n{tail}")
+    return result
