@@ -15,6 +15,10 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_CLICKHOUSE_HOST | 127.0.0.1 | address the local ClickHouse endpoint listens on |
 | TSHOP_CLICKHOUSE_PORT | 8123 | port of the local ClickHouse endpoint |
 | TSHOP_CLICKHOUSE_USER | default | ClickHouse user of the local endpoint |
+| TSHOP_AIRFLOW_PORT | 8080 | port of the Airflow web app (api-server) started by `make demo` |
+| TSHOP_AIRFLOW_USER | admin | the Airflow admin login; its password is generated per install |
+| TSHOP_AIRFLOW_DATABASE | airflow | Airflow's metadata database, on the same PostgreSQL server |
+| TSHOP_RETRIES | 2 | retries of each pipeline task (with exponential backoff from 30 s) |
 | TSHOP_DBT_EXECUTABLE | `<repo>/.venvs/dbt/bin/dbt` | the dbt of the dbt environment (kept apart from Airflow's) |
 
 Passwords are never defaults in the repository: the local services generate one per install on first
@@ -43,6 +47,10 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_CLICKHOUSE_HOST": "127.0.0.1",
     "TSHOP_CLICKHOUSE_PORT": "8123",
     "TSHOP_CLICKHOUSE_USER": "default",
+    "TSHOP_AIRFLOW_PORT": "8080",
+    "TSHOP_AIRFLOW_USER": "admin",
+    "TSHOP_AIRFLOW_DATABASE": "airflow",
+    "TSHOP_RETRIES": "2",
     "TSHOP_DBT_EXECUTABLE": str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"),
 }
 
@@ -170,6 +178,34 @@ class Settings:
             f"@{self.clickhouse_host}:{self.clickhouse_port}"
         )
 
+
+    # -- Airflow ---------------------------------------------------------------------------------
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def airflow_port(self) -> int:
+        return _port("TSHOP_AIRFLOW_PORT", self.get("TSHOP_AIRFLOW_PORT"))
+
+    @property
+    def airflow_user(self) -> str:
+        return self.get("TSHOP_AIRFLOW_USER")
+
+    @property
+    def airflow_password(self) -> str:
+        return self.secret("TSHOP_AIRFLOW_PASSWORD")
+
+    @property
+    def airflow_database(self) -> str:
+        return self.get("TSHOP_AIRFLOW_DATABASE")
+
+    @property
+    def retries(self) -> int:
+        value = self.get("TSHOP_RETRIES")
+        if not value.isdigit():
+            raise ConfigError(f"TSHOP_RETRIES={value!r} is not a whole number")
+        return int(value)
 
     # -- dbt -------------------------------------------------------------------------------------
     @property

@@ -1,0 +1,110 @@
+"""The T-Shop pipeline, one business day per run (daily at 02:00 UTC for the day before).
+
+For its logical date the DAG
+1. simulates that business day of the shop into RAW with the generator (skipped with `generate=false`),
+2. builds the PostgreSQL warehouse with dbt: the DDS snapshots, then the CDM mart, each node with its tests,
+3. materialises the mart in ClickHouse with the dbt-clickhouse project,
+4. checks that ClickHouse's current rows reconcile with PostgreSQL's.
+
+Every dbt node is its own Airflow task, rendered by astronomer-cosmos from the manifests `make` compiles
+(no `dbt ls` at parse time, no `dbt deps`), and run with dbt from its own virtual environment. Runs are
+sequential (max_active_runs=1): each one moves the SL watermarks the next one starts from.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import Param, dag, get_current_context, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+REPO_ROOT = Path(os.environ.get("TSHOP_REPO_ROOT", Path(__file__).resolve().parents[2]))
+DBT_PROJECT = Path(os.environ.get("TSHOP_DBT_PROJECT", REPO_ROOT / "dbt_tshop"))
+DBT_CLICKHOUSE_PROJECT = DBT_PROJECT / "clickhouse"
+DBT_EXECUTABLE = os.environ.get("TSHOP_DBT_EXECUTABLE", str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"))
+DATAGEN = os.environ.get("TSHOP_DATAGEN_EXECUTABLE", str(REPO_ROOT / ".venvs" / "airflow" / "bin" / "tshop-datagen"))
+RETRIES = int(os.environ.get("TSHOP_RETRIES", "2"))
+
+# The dbt process inherits the services' addresses (TSHOP_PG_DSN, TSHOP_CLICKHOUSE_URL) from Airflow's
+# environment and records this run's id in sl.load_metadata.run_id.
+DBT_OPERATOR_ARGS = {
+    "install_deps": False,
+    "append_env": True,
+    "env": {"TSHOP_RUN_ID": "{{ run_id }}", "DO_NOT_TRACK": "1"},
+}
+EXECUTION = ExecutionConfig(
+    execution_mode=ExecutionMode.LOCAL,
+    invocation_mode=InvocationMode.SUBPROCESS,
+    dbt_executable_path=DBT_EXECUTABLE,
+)
+# one task per dbt node, running `dbt build --select <node>`: the node and its tests in one dbt process
+# ephemeral models are compiled into the snapshots that read them: no task of their own
+RENDER = RenderConfig(
+    load_method=LoadMode.DBT_MANIFEST,
+    test_behavior=TestBehavior.BUILD,
+    exclude=["config.materialized:ephemeral"],
+)
+
+
+def dbt_project(path: Path, name: str) -> ProjectConfig:
+    return ProjectConfig(dbt_project_path=path, manifest_path=path / "target" / "manifest.json", project_name=name)
+
+
+@dag(
+    dag_id="tshop",
+    schedule="0 2 * * *",
+    # early enough for any simulated business day (a run before start_date would run no task)
+    start_date=datetime(2020, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    params={
+        "generate": Param(True, type="boolean", description="Simulate the business day before building."),
+        "customers": Param(20000, type="integer", minimum=1, description="Initial customers of a new shop."),
+        "seed": Param(42, type="integer", description="Generator seed."),
+    },
+    default_args={
+        "retries": RETRIES,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+    tags=["tshop"],
+    doc_md=__doc__,
+)
+def tshop():
+    @task
+    def simulate_day() -> None:
+        """Simulate the logical date's business day into RAW (refused if that day is already loaded)."""
+        context = get_current_context()
+        params = context["params"]
+        if not params["generate"]:
+            raise AirflowSkipException("generation skipped by the `generate` parameter")
+        day = context["logical_date"].strftime("%Y-%m-%d")
+        subprocess.run(
+            [DATAGEN, "generate", "--customers", str(params["customers"]), "--days", "1",
+             "--seed", str(params["seed"]), "--start-date", day],
+            check=True,
+        )  # fmt: skip
+
+    warehouse = DbtTaskGroup(
+        group_id="warehouse",
+        project_config=dbt_project(DBT_PROJECT, "tshop"),
+        profile_config=ProfileConfig(
+            profile_name="tshop", target_name="postgres", profiles_yml_filepath=DBT_PROJECT / "profiles.yml"
+        ),
+        execution_config=EXECUTION,
+        render_config=RENDER,
+        operator_args=DBT_OPERATOR_ARGS,
+        # the warehouse builds whether or not this run generated a day
+        default_args={"trigger_rule": "none_failed"},
+    )
+
+    simulate_day() >> warehouse
+
+
+tshop()

@@ -1,0 +1,159 @@
+"""Airflow on the local machine: its home and metadata database, the pipeline run, the web app.
+
+Airflow's metadata lives in its own database on the warehouse's PostgreSQL server; the executor is the
+LocalExecutor. Everything Airflow needs is passed as AIRFLOW__* environment variables, so there is no
+airflow.cfg to keep in step: `airflow_env()` is the single place that configures it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import psycopg
+from psycopg import sql
+
+from tshop.config import REPO_ROOT, Settings
+from tshop.dbt import CLICKHOUSE_PROJECT, POSTGRES_PROJECT, run_dbt
+from tshop.services.background import BackgroundProcess
+
+DAGS_FOLDER = REPO_ROOT / "airflow" / "dags"
+DAG_ID = "tshop"
+AIRFLOW_BIN = Path(REPO_ROOT / ".venvs" / "airflow" / "bin")
+
+
+class PipelineError(RuntimeError):
+    """The pipeline run failed; the message names the failing tasks."""
+
+
+def _sqlalchemy_url(config: Settings) -> str:
+    parts = urlsplit(config.pg_dsn(database=config.airflow_database))
+    return parts._replace(scheme="postgresql+psycopg2").geturl()
+
+
+def airflow_env(config: Settings) -> dict[str, str]:
+    home = config.airflow_home
+    return {
+        **config.client_env(),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "UTC",
+        "AIRFLOW__CORE__FERNET_KEY": _fernet_key(config),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{config.airflow_user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _sqlalchemy_url(config),
+        "AIRFLOW__API__PORT": str(config.airflow_port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{config.airflow_port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": config.secret("TSHOP_AIRFLOW_JWT_SECRET"),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{config.airflow_port}/execution/",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # Cosmos reports usage to the internet unless told not to
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "DO_NOT_TRACK": "1",
+        "SCARF_ANALYTICS": "false",
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        "TSHOP_RETRIES": str(config.retries),
+    }
+
+
+def _fernet_key(config: Settings) -> str:
+    import base64
+    import hashlib
+
+    # a Fernet key is 32 url-safe base64 bytes; derive it from a generated per-install secret
+    digest = hashlib.sha256(config.secret("TSHOP_AIRFLOW_FERNET_SEED").encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def airflow(config: Settings, *args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(AIRFLOW_BIN / "airflow"), *args],
+        env=airflow_env(config),
+        capture_output=capture,
+        text=True,
+    )
+    if check and result.returncode != 0:
+        detail = (result.stdout or "")[-3000:] + (result.stderr or "")[-3000:] if capture else ""
+        raise PipelineError(f"`airflow {' '.join(args)}` failed (exit {result.returncode}) {detail}")
+    return result
+
+
+def compile_manifests(config: Settings) -> None:
+    """`dbt parse` both projects: Cosmos renders the DAG from these manifests (no dbt ls at parse time)."""
+    run_dbt(config, ["parse", "--quiet"], project=POSTGRES_PROJECT)
+    if (CLICKHOUSE_PROJECT / "dbt_project.yml").exists():
+        run_dbt(config, ["parse", "--quiet"], project=CLICKHOUSE_PROJECT)
+
+
+def ensure_airflow(config: Settings) -> None:
+    """Create Airflow's database, its admin login, and migrate its schema (once per Airflow version)."""
+    home = config.airflow_home
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({config.airflow_user: config.airflow_password}))
+    passwords.chmod(0o600)
+
+    with psycopg.connect(config.pg_dsn(database="postgres"), autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_database where datname = %s", (config.airflow_database,)).fetchone():
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(config.airflow_database)))
+
+    from importlib.metadata import version
+
+    stamp = home / f".migrated-{version('apache-airflow')}-{quote(config.pg_dsn(), safe='')[-24:]}"
+    if not stamp.exists():
+        airflow(config, "db", "migrate", capture=True)
+        stamp.touch()
+
+
+def run_pipeline(config: Settings, logical_date: str | None = None, generate: bool = False) -> None:
+    """One pipeline cycle through Airflow (`airflow dags test`); raises PipelineError naming what failed."""
+    compile_manifests(config)
+    ensure_airflow(config)
+    logical_date = logical_date or time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    result = airflow(
+        config,
+        "dags", "test", DAG_ID, logical_date,
+        "--conf", json.dumps({"generate": generate}),
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise PipelineError(f"the pipeline run for {logical_date} failed: {failed_tasks(config, logical_date)}")
+
+
+def failed_tasks(config: Settings, logical_date: str) -> str:
+    """The tasks of the run at `logical_date` that did not succeed, from Airflow's own records."""
+    with psycopg.connect(config.pg_dsn(database=config.airflow_database)) as conn:
+        rows = conn.execute(
+            """select ti.task_id, ti.state
+               from task_instance as ti
+               join dag_run as run on run.dag_id = ti.dag_id and run.run_id = ti.run_id
+               where ti.dag_id = %s and run.logical_date = %s::timestamptz
+                 and ti.state in ('failed', 'upstream_failed')
+               order by ti.state, ti.task_id""",
+            (DAG_ID, logical_date),
+        ).fetchall()
+    failed = [task for task, state in rows if state == "failed"]
+    if not rows:
+        return "see the Airflow output above"
+    blocked = len(rows) - len(failed)
+    return f"failed task(s): {', '.join(failed)}" + (f"; {blocked} task(s) did not run" if blocked else "")
+
+
+def web_apps(config: Settings) -> list[BackgroundProcess]:
+    """The Airflow web app (api-server), scheduler and DAG processor that `make demo` leaves running."""
+    run_dir = config.airflow_home / "run"
+    env = airflow_env(config)
+    address = f"http://127.0.0.1:{config.airflow_port}"
+    return [
+        BackgroundProcess("airflow-api-server", [str(AIRFLOW_BIN / "airflow"), "api-server"], run_dir, address, env),
+        BackgroundProcess("airflow-scheduler", [str(AIRFLOW_BIN / "airflow"), "scheduler"], run_dir, "", env),
+        BackgroundProcess("airflow-dag-processor", [str(AIRFLOW_BIN / "airflow"), "dag-processor"], run_dir, "", env),
+    ]
