@@ -21,9 +21,8 @@ export UV_PYTHON := $(PYTHON)
 ##@ The two commands
 
 .PHONY: demo
-demo: envs services ## set everything up, start the services, and run the demo
-	@echo "T-Shop services are up. Run: eval \"\$$(make env)\""
-	@echo "Not yet in this version: the demo shop (generator), the pipeline through Airflow, the dashboard in Superset."
+demo: envs services ## set everything up, run the demo shop through the pipeline, start the web apps
+	@$(TSHOP) demo
 
 .PHONY: test
 test: envs ## run the whole test suite against real local servers (what .ci/run runs)
@@ -40,8 +39,8 @@ services: $(AIRFLOW_ENV)/.synced ## start the local PostgreSQL and ClickHouse (h
 	@$(TSHOP) services start
 
 .PHONY: stop
-stop: ## stop everything the project started locally
-	@if [ -x $(TSHOP) ]; then $(TSHOP) services stop; fi
+stop: ## stop everything the project started locally (web apps, then services)
+	@if [ -x $(TSHOP) ]; then $(TSHOP) webapps stop && $(TSHOP) services stop; fi
 
 .PHONY: status
 status: $(AIRFLOW_ENV)/.synced ## show whether the local services run
@@ -63,6 +62,16 @@ BENCHES ?= $(sort $(wildcard bench/bench_*.py))
 .PHONY: bench
 bench: envs ## run the benchmarks (BENCHES=bench/bench_x.py for one) and print their tables
 	@for bench in $(BENCHES); do echo "== $$bench"; $(AIRFLOW_ENV)/bin/python -m bench.$$(basename $$bench .py); done
+
+##@ Pipeline
+
+.PHONY: pipeline
+pipeline: envs services ## run one pipeline cycle over the current RAW through Airflow (no generation)
+	@$(TSHOP) pipeline
+
+.PHONY: webapps
+webapps: envs services ## start the Airflow (and Superset) web apps in the background
+	@$(TSHOP) webapps start
 
 ##@ Environments (made by uv from the lockfiles, each in its own virtual environment)
 

@@ -7,7 +7,10 @@ import sys
 
 import typer
 
+from typing import Annotated
+
 from tshop.config import ConfigError, settings
+from tshop.dbt import DbtError
 from tshop.services import ServiceError, local_services
 
 app = typer.Typer(help="T-Shop platform commands.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -51,6 +54,73 @@ def services_status() -> None:
         typer.echo(str(status))
     if any(status.state not in ("running", "external") for status in statuses):
         raise typer.Exit(1)
+
+
+@app.command("pipeline", epilog="Example: tshop pipeline --date 2024-03-05 --generate")
+def pipeline(
+    date: Annotated[
+        str | None, typer.Option(help="Logical date of the run (YYYY-MM-DD or ISO timestamp); default: now.")
+    ] = None,
+    generate: Annotated[bool, typer.Option(help="Simulate the logical date's business day first.")] = False,
+) -> None:
+    """Run one pipeline cycle through Airflow (`airflow dags test`); exit 1 when the run fails."""
+    from tshop.orchestration import PipelineError, run_pipeline
+
+    try:
+        run_pipeline(settings(), _logical_date(date), generate=generate)
+    except (PipelineError, DbtError, ServiceError, ConfigError) as error:
+        _fail(error)
+
+
+def _logical_date(date: str | None) -> str | None:
+    if date and len(date) == 10:
+        return f"{date}T00:00:00+00:00"
+    return date
+
+
+webapps_app = typer.Typer(help="The Airflow and Superset web apps.", no_args_is_help=True)
+app.add_typer(webapps_app, name="webapps")
+
+
+@webapps_app.command("start")
+def webapps_start() -> None:
+    """Start the web apps in the background (harmless when they run)."""
+    from tshop.webapps import start_web_apps
+
+    try:
+        for status in start_web_apps(settings()):
+            typer.echo(str(status))
+    except (ServiceError, ConfigError, DbtError) as error:
+        _fail(error)
+
+
+@webapps_app.command("stop")
+def webapps_stop() -> None:
+    """Stop the web apps."""
+    from tshop.webapps import all_web_apps
+
+    for web_app in all_web_apps(settings()):
+        typer.echo(str(web_app.stop()))
+
+
+@webapps_app.command("status")
+def webapps_status() -> None:
+    """Show whether each web app runs."""
+    from tshop.webapps import all_web_apps
+
+    for web_app in all_web_apps(settings()):
+        typer.echo(str(web_app.status()))
+
+
+@app.command("demo")
+def demo() -> None:
+    """Set up and run the demo end to end, printing each stage's time, then the addresses and logins."""
+    from tshop.demo import run_demo
+
+    try:
+        run_demo(settings())
+    except (ServiceError, ConfigError, DbtError, RuntimeError) as error:
+        _fail(error)
 
 
 @app.command("env")
