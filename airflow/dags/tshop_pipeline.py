@@ -30,7 +30,7 @@ DBT_EXECUTABLE = os.environ.get("TSHOP_DBT_EXECUTABLE", str(REPO_ROOT / ".venvs"
 DATAGEN = os.environ.get("TSHOP_DATAGEN_EXECUTABLE", str(REPO_ROOT / ".venvs" / "airflow" / "bin" / "tshop-datagen"))
 RETRIES = int(os.environ.get("TSHOP_RETRIES", "2"))
 
-# The dbt process inherits the services' addresses (TSHOP_PG_DSN, TSHOP_CLICKHOUSE_URL) from Airflow's
+# The dbt processes inherit the services' addresses (TSHOP_PG_DSN, TSHOP_CLICKHOUSE_URL) from Airflow's
 # environment and records this run's id in sl.load_metadata.run_id.
 DBT_OPERATOR_ARGS = {
     "install_deps": False,
@@ -104,7 +104,30 @@ def tshop():
         default_args={"trigger_rule": "none_failed"},
     )
 
-    simulate_day() >> warehouse
+    clickhouse_mart = DbtTaskGroup(
+        group_id="clickhouse_mart",
+        project_config=dbt_project(DBT_CLICKHOUSE_PROJECT, "tshop_clickhouse"),
+        profile_config=ProfileConfig(
+            profile_name="tshop_clickhouse",
+            target_name="clickhouse",
+            profiles_yml_filepath=DBT_CLICKHOUSE_PROJECT / "profiles.yml",
+        ),
+        execution_config=EXECUTION,
+        render_config=RENDER,
+        # the compiled SQL holds PostgreSQL's credentials (postgresql() table function): never show it
+        operator_args={**DBT_OPERATOR_ARGS, "should_store_compiled_sql": False},
+    )
+
+    @task
+    def reconcile_clickhouse() -> None:
+        """ClickHouse's current view must equal PostgreSQL's current mart rows (counts, sums, per day,
+        per category)."""
+        from tshop.config import settings
+        from tshop.reconcile import reconcile
+
+        reconcile(settings())
+
+    simulate_day() >> warehouse >> clickhouse_mart >> reconcile_clickhouse()
 
 
 tshop()

@@ -11,6 +11,28 @@
         run_id text
     );
 
+    -- An insert of a known table_name updates its row instead, with the same never-backwards rule as
+    -- sl_advance_watermark: ClickHouse records its own watermark through the postgresql() table
+    -- function, which can only insert (COPY fires this trigger).
+    create or replace function sl.load_metadata_upsert() returns trigger language plpgsql as $$
+    begin
+        update sl.load_metadata set
+            max_updated_at = greatest(max_updated_at, new.max_updated_at),
+            rows_loaded = new.rows_loaded,
+            loaded_at = new.loaded_at,
+            run_id = new.run_id
+        where table_name = new.table_name;
+        if found then
+            return null;
+        end if;
+        return new;
+    end
+    $$;
+
+    create or replace trigger load_metadata_upsert
+        before insert on sl.load_metadata
+        for each row execute function sl.load_metadata_upsert();
+
     create table if not exists sl.run_log (
         run_id text not null,
         invocation_id text not null,
