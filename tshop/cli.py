@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import shlex
 import sys
+from typing import Annotated
 
 import typer
-
-from typing import Annotated
 
 from tshop.config import ConfigError, settings
 from tshop.dbt import DbtError

@@ -33,25 +33,26 @@ postgres_sales_datamart as (
 
 final as (
 
+    -- PostgreSQL's columns arrive Nullable; all but valid_to are not null in the contract
     select
-        toInt64(sale_id) as sale_id,
-        toInt64(order_id) as order_id,
-        toDate(sale_date) as sale_date,
-        toDateTime64(sold_at, 6, 'UTC') as sold_at,
-        toInt64(customer_id) as customer_id,
-        toString(customer_name) as customer_name,
-        toInt32(customer_age) as customer_age,
-        toInt64(product_id) as product_id,
-        toString(product_name) as product_name,
-        toLowCardinality(toString(product_category)) as product_category,
-        toLowCardinality(toString(product_size)) as product_size,
-        toDecimal64(product_price, 2)::Decimal(12, 2) as product_price,
-        toInt32(quantity) as quantity,
-        toDecimal64(total_cost, 2)::Decimal(14, 2) as total_cost,
-        toDateTime64(valid_from, 6, 'UTC') as valid_from,
+        toInt64(assumeNotNull(sale_id)) as sale_id,
+        toInt64(assumeNotNull(order_id)) as order_id,
+        toDate(assumeNotNull(sale_date)) as sale_date,
+        toDateTime64(assumeNotNull(sold_at), 6, 'UTC') as sold_at,
+        toInt64(assumeNotNull(customer_id)) as customer_id,
+        toString(assumeNotNull(customer_name)) as customer_name,
+        toInt32(assumeNotNull(customer_age)) as customer_age,
+        toInt64(assumeNotNull(product_id)) as product_id,
+        toString(assumeNotNull(product_name)) as product_name,
+        toLowCardinality(toString(assumeNotNull(product_category))) as product_category,
+        toLowCardinality(toString(assumeNotNull(product_size))) as product_size,
+        toDecimal64(assumeNotNull(product_price), 2)::Decimal(12, 2) as product_price,
+        toInt32(assumeNotNull(quantity)) as quantity,
+        toDecimal64(assumeNotNull(total_cost), 2)::Decimal(14, 2) as total_cost,
+        toDateTime64(assumeNotNull(valid_from), 6, 'UTC') as valid_from,
         toNullable(toDateTime64(valid_to, 6, 'UTC')) as valid_to,
-        toBool(is_current) as is_current,
-        toUInt64(toUnixTimestamp64Micro(toDateTime64(coalesce(valid_to, valid_from), 6, 'UTC'))) as row_version
+        toBool(assumeNotNull(is_current)) as is_current,
+        toUInt64(toUnixTimestamp64Micro(toDateTime64(assumeNotNull(coalesce(valid_to, valid_from)), 6, 'UTC'))) as row_version
     from postgres_sales_datamart
 
 )

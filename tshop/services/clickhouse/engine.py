@@ -1,0 +1,130 @@
+"""The chDB engine behind the endpoint: one data directory, opened once by this process, with a cheap
+connection per request (its own settings, current database and temporary tables) or per session."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import chdb
+
+# ClickHouse's own error codes for what the endpoint itself refuses
+SESSION_NOT_FOUND = 372
+SESSION_IS_LOCKED = 373
+_CODE = re.compile(r"Code: (\d+)\.")
+
+
+class QueryError(Exception):
+    """An error in ClickHouse's form: its code and its `Code: N. DB::Exception: ...` text."""
+
+    def __init__(self, code: int, text: str):
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+    @classmethod
+    def from_engine(cls, error: Exception) -> QueryError:
+        text = str(error).strip()
+        match = _CODE.search(text)
+        return cls(int(match.group(1)) if match else 1000, text if match else f"Code: 1000. DB::Exception: {text}")
+
+    @classmethod
+    def of(cls, code: int, name: str, message: str) -> QueryError:
+        return cls(code, f"Code: {code}. DB::Exception: {message}. ({name})")
+
+
+@dataclass
+class Result:
+    data: bytes | memoryview
+    rows_read: int
+    bytes_read: int
+    rows_written: int
+    bytes_written: int
+    elapsed: float
+
+
+@dataclass
+class Session:
+    connection: object
+    timeout: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    expires_at: float = 0.0
+
+    def touch(self) -> None:
+        self.expires_at = time.monotonic() + self.timeout
+
+
+class Engine:
+    def __init__(self, path: str):
+        self.path = path
+        # the first connection opens the engine on the data directory; it stays open for the life of the
+        # server so the directory stays ours (chDB lets one process open it)
+        self._root = chdb.connect(path)
+        self._sessions: dict[str, Session] = {}
+        self._sessions_lock = threading.Lock()
+        self.version, self.timezone = self.run(self._root, "SELECT version(), timezone()", "TSV").data.decode().strip().split("\t")
+
+    def run(self, connection, query: str, output_format: str) -> Result:
+        try:
+            result = connection.query(query, output_format)
+        except Exception as error:  # chDB raises its own ChdbError (and RuntimeError from older paths)
+            raise QueryError.from_engine(error) from None
+        if getattr(result, "has_error", lambda: False)():
+            raise QueryError.from_engine(RuntimeError(result.error_message()))
+        return Result(
+            result.bytes() or b"",
+            result.rows_read(),
+            result.bytes_read(),
+            result.rows_written(),
+            result.bytes_written(),
+            result.elapsed(),
+        )
+
+    @contextmanager
+    def connection(self, session_id: str | None, timeout: float, check: bool) -> Iterator[tuple[object, bool]]:
+        """A connection for one request: a new one, or the session's (locked for the request). Yields the
+        connection and whether it belongs to a session."""
+        self._expire_sessions()
+        if not session_id:
+            connection = chdb.connect(self.path)
+            try:
+                yield connection, False
+            finally:
+                connection.close()
+            return
+        with self._sessions_lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                if check:
+                    raise QueryError.of(SESSION_NOT_FOUND, "SESSION_NOT_FOUND", f"Session {session_id} not found")
+                session = self._sessions[session_id] = Session(chdb.connect(self.path), timeout)
+            session.timeout = timeout
+            if not session.lock.acquire(blocking=False):
+                raise QueryError.of(
+                    SESSION_IS_LOCKED, "SESSION_IS_LOCKED", f"Session {session_id} is locked by a concurrent client"
+                )
+        try:
+            yield session.connection, True
+        finally:
+            session.touch()
+            session.lock.release()
+
+    def _expire_sessions(self) -> None:
+        now = time.monotonic()
+        with self._sessions_lock:
+            for session_id, session in list(self._sessions.items()):
+                if session.expires_at and session.expires_at < now and session.lock.acquire(blocking=False):
+                    del self._sessions[session_id]
+                    session.connection.close()
+                    session.lock.release()
+
+    def close(self) -> None:
+        with self._sessions_lock:
+            for session in self._sessions.values():
+                session.connection.close()
+            self._sessions.clear()
+        self._root.close()
