@@ -38,3 +38,21 @@ def pg_dsn(test_settings: Settings) -> str:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def clickhouse_url(test_settings: Settings) -> str:
+    """URL of a running ClickHouse HTTP interface (the local chDB endpoint unless TSHOP_CLICKHOUSE_URL is set)."""
+    from tshop.services.clickhouse import LocalClickHouse
+
+    LocalClickHouse(test_settings).start()
+    return test_settings.clickhouse_url
+
+
+@pytest.fixture
+def clickhouse_client(test_settings: Settings, clickhouse_url: str):
+    from tshop import clients
+
+    client = clients.clickhouse(test_settings)
+    yield client
+    client.close()

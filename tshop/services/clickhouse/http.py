@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hmac
+import io
 import json
 import logging
 import os
@@ -42,9 +43,6 @@ INTERFACE_PARAMS = {
     "wait_end_of_query", "role", "client_protocol_version", "stacktrace", "with_stacktrace",
 }  # fmt: skip
 READ_ONLY_STATEMENTS = {"SELECT", "SHOW", "DESCRIBE", "DESC", "EXISTS", "WITH", "EXPLAIN", "CHECK"}
-# Content-Encoding as the engine names it for INSERT ... FROM INFILE ... COMPRESSION
-INFILE_COMPRESSION = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate", "br": "br", "zstd": "zstd",
-                      "lz4": "lz4", "xz": "xz", "bz2": "bz2", "snappy": "snappy"}  # fmt: skip
 MAX_QUERY_TEXT = 64 * 1024 * 1024
 AUTHENTICATION_FAILED = 516
 
@@ -75,21 +73,39 @@ def _compress_response(data: bytes | memoryview, encoding: str) -> bytes:
     raise ValueError(encoding)
 
 
-def _decompress(data: bytes, encoding: str) -> bytes:
+def _decompressor(encoding: str):
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(wbits=31)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    if encoding == "lz4":
+        return lz4.frame.LZ4FrameDecompressor()
+    if encoding == "zstd":
+        return zstd.ZstdDecompressor()
+    raise QueryError.of(48, "NOT_IMPLEMENTED", f"Content-Encoding {encoding} is not supported")
+
+
+def decompress_stream(source, target, encoding: str) -> None:
+    """Decompress `source` into `target` chunk by chunk. Clients send one compressed frame (or gzip member)
+    per block, one after another: each frame's end starts a new decompressor on what follows."""
+    decompressor = _decompressor(encoding)
+    at_boundary = False  # true between two frames: the data may end there
     try:
-        if encoding in ("gzip", "x-gzip"):
-            return gzip.decompress(data)
-        if encoding == "deflate":
-            return zlib.decompress(data)
-        if encoding == "lz4":
-            return lz4.frame.decompress(data)
-        if encoding == "zstd":
-            return zstd.decompress(data)
+        while chunk := source.read(1024 * 1024):
+            while chunk:
+                at_boundary = False
+                target.write(decompressor.decompress(chunk))
+                if not decompressor.eof:
+                    break
+                chunk = decompressor.unused_data
+                decompressor = _decompressor(encoding)
+                at_boundary = True
+        if not at_boundary:
+            raise ValueError("the compressed data ends in the middle of a frame")
+    except QueryError:
+        raise
     except Exception as error:
-        raise QueryError.of(
-            354, "CANNOT_DECOMPRESS", f"Cannot decompress the request body ({encoding}): {error}"
-        ) from None
-    raise QueryError.of(48, "NOT_IMPLEMENTED", f"Content-Encoding {encoding} is not supported for query text")
+        raise QueryError.of(271, "CANNOT_DECOMPRESS", f"Cannot decompress the request body ({encoding}): {error}") from None
 
 
 class Request:
@@ -295,15 +311,15 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             insert = split_insert(in_url)
             if insert is None:
                 raise QueryError.of(62, "SYNTAX_ERROR", "INSERT query in the URL has no FORMAT for the data in the body")
-            if encoding and encoding not in INFILE_COMPRESSION:
-                raise QueryError.of(48, "NOT_IMPLEMENTED", f"Content-Encoding {encoding} is not supported")
-            infile = self._spool_data(body, spool)
-            return insert.with_infile(str(infile), INFILE_COMPRESSION.get(encoding or "")), infile
+            infile = self._spool_data(body, spool, encoding)
+            return insert.with_infile(str(infile), None), infile
         raw = body.read()
         if len(raw) > MAX_QUERY_TEXT:
             raise QueryError.of(62, "SYNTAX_ERROR", f"Max query size exceeded: {len(raw)} bytes")
         if encoding and raw:
-            raw = _decompress(raw, encoding)
+            plain = io.BytesIO()
+            decompress_stream(io.BytesIO(raw), plain, encoding)
+            raw = plain.getvalue()
         text = raw.decode("utf-8", "surrogateescape")
         query = f"{in_url}\n{text}" if in_url is not None and text else (in_url if in_url is not None else text)
         if not query.strip():
@@ -316,10 +332,17 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         return query, None
 
     @staticmethod
-    def _spool_data(body, spool: Path) -> Path:
+    def _spool_data(body, spool: Path, encoding: str | None) -> Path:
         infile = spool / f"insert-{uuid.uuid4().hex}"
-        with open(infile, "wb") as target:
-            shutil.copyfileobj(body, target, 1024 * 1024)
+        try:
+            with open(infile, "wb") as target:
+                if encoding:
+                    decompress_stream(body, target, encoding)
+                else:
+                    shutil.copyfileobj(body, target, 1024 * 1024)
+        except BaseException:
+            infile.unlink(missing_ok=True)
+            raise
         return infile
 
     def _run(self, connection, in_session: bool, request: Request, query: str, default_format: str) -> Result:
