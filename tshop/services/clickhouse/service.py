@@ -65,9 +65,12 @@ class LocalClickHouse:
     def start(self) -> ServiceStatus:
         if self.is_external:
             return self.status()
-        if self.status().state == "running":
+        state = self.status().state
+        if state == "running":
             return self.status()
-        if not port_is_free(self.config.clickhouse_host, self.config.clickhouse_port):
+        # a killed server's threads may still be releasing its socket for a moment
+        grace = 10 if state == "crashed" else 0
+        if not wait_until(lambda: port_is_free(self.config.clickhouse_host, self.config.clickhouse_port), grace):
             raise ServiceError(
                 busy_port_message(
                     "ClickHouse endpoint", self.config.clickhouse_host, self.config.clickhouse_port, "TSHOP_CLICKHOUSE_PORT"
