@@ -1,0 +1,2 @@
+{{ config(materialized='incremental', unique_key='id', incremental_strategy='delete+insert', engine='MergeTree()', order_by='id') }}
+select id, day, value from {{ ref('source_view') }}

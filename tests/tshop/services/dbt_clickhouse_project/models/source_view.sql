@@ -1,0 +1,2 @@
+{{ config(materialized='view') }}
+select id, day, value from {{ ref('source_rows') }}
