@@ -58,6 +58,12 @@ class Session:
         self.expires_at = time.monotonic() + self.timeout
 
 
+@dataclass
+class Pooled:
+    connection: object
+    dirty: bool = False
+
+
 class Engine:
     def __init__(self, path: str):
         self.path = path
@@ -66,6 +72,8 @@ class Engine:
         self._root = chdb.connect(path)
         self._sessions: dict[str, Session] = {}
         self._sessions_lock = threading.Lock()
+        self._pool: dict[tuple, list] = {}
+        self._pool_lock = threading.Lock()
         self.version, self.timezone = self.run(self._root, "SELECT version(), timezone()", "TSV").data.decode().strip().split("\t")
 
     def run(self, connection, query: str, output_format: str) -> Result:
@@ -85,17 +93,38 @@ class Engine:
         )
 
     @contextmanager
-    def connection(self, session_id: str | None, timeout: float, check: bool) -> Iterator[tuple[object, bool]]:
-        """A connection for one request: a new one, or the session's (locked for the request). Yields the
-        connection and whether it belongs to a session."""
-        self._expire_sessions()
-        if not session_id:
+    def pooled(self, key: tuple, prepare) -> Iterator[Pooled]:
+        """A connection outside any session, configured by `prepare(connection)` for `key` (the request's
+        database and settings). Connections go back to the pool of their key unless the request marked
+        them `dirty` (it changed their state: SET, USE, query parameters)."""
+        with self._pool_lock:
+            idle = self._pool.get(key)
+            connection = idle.pop() if idle else None
+        if connection is None:
             connection = chdb.connect(self.path)
             try:
-                yield connection, False
-            finally:
+                prepare(connection)
+            except BaseException:
                 connection.close()
-            return
+                raise
+        handle = Pooled(connection)
+        try:
+            yield handle
+        finally:
+            if handle.dirty:
+                connection.close()
+            else:
+                with self._pool_lock:
+                    idle = self._pool.setdefault(key, [])
+                    if len(idle) < 8 and len(self._pool) <= 64:
+                        idle.append(connection)
+                    else:
+                        connection.close()
+
+    @contextmanager
+    def session(self, session_id: str, timeout: float, check: bool) -> Iterator[object]:
+        """The session's own connection, locked for the request (ClickHouse refuses concurrent use)."""
+        self._expire_sessions()
         with self._sessions_lock:
             session = self._sessions.get(session_id)
             if session is None:
@@ -108,7 +137,7 @@ class Engine:
                     SESSION_IS_LOCKED, "SESSION_IS_LOCKED", f"Session {session_id} is locked by a concurrent client"
                 )
         try:
-            yield session.connection, True
+            yield session.connection
         finally:
             session.touch()
             session.lock.release()
@@ -123,6 +152,11 @@ class Engine:
                     session.lock.release()
 
     def close(self) -> None:
+        with self._pool_lock:
+            for idle in self._pool.values():
+                for connection in idle:
+                    connection.close()
+            self._pool.clear()
         with self._sessions_lock:
             for session in self._sessions.values():
                 session.connection.close()

@@ -14,8 +14,6 @@ import hmac
 import io
 import json
 import logging
-import os
-import shutil
 import socket
 import tempfile
 import uuid
@@ -140,6 +138,8 @@ class Request:
 
 class ClickHouseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # small answers must not wait for the client's delayed ACK (40 ms per request otherwise)
+    disable_nagle_algorithm = True
     server: ClickHouseHTTPServer
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -176,9 +176,8 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             "Keep-Alive": "timeout=10",
         }
 
-    def _read_body(self, spool: Path) -> tempfile.SpooledTemporaryFile:
-        """The request body, de-chunked, kept in memory up to 8 MiB and spooled to a file beyond."""
-        body = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, dir=spool)
+    def _read_body(self, body) -> None:
+        """Copy the request body, de-chunked, into `body` (a file or a buffer)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             while True:
                 size_line = self.rfile.readline(65537)
@@ -194,8 +193,6 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         else:
             length = int(self.headers.get("Content-Length") or 0)
             self._copy(body, length)
-        body.seek(0)
-        return body
 
     def _copy(self, target, size: int) -> None:
         remaining = size
@@ -278,42 +275,45 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         return None
 
     def _execute(self, request: Request, query_id: str) -> tuple[Result, str]:
-        spool = self.server.spool_dir
-        body = self._read_body(spool)
         infile: Path | None = None
         try:
-            query, infile = self._query_text(request, body, spool)
+            query, infile = self._query_text(request)
             statement = first_keyword(query)
             if self.command == "GET" and statement not in READ_ONLY_STATEMENTS:
                 raise QueryError.of(164, "READONLY", "Cannot execute query in readonly mode")
             default_format = request.params.get("default_format") or "TabSeparated"
             response_format = output_format(query) if statement != "INSERT" else None
             response_format = response_format or default_format
-            session_timeout = float(request.params.get("session_timeout") or 60)
-            with self.server.engine.connection(
-                request.params.get("session_id"),
-                session_timeout,
-                request.params.get("session_check", "0") in ("1", "true"),
-            ) as (connection, in_session):
-                return self._run(connection, in_session, request, query, default_format), response_format
+            session_id = request.params.get("session_id")
+            if session_id:
+                with self.server.engine.session(
+                    session_id,
+                    float(request.params.get("session_timeout") or 60),
+                    request.params.get("session_check", "0") in ("1", "true"),
+                ) as connection:
+                    return self._run_in_session(connection, request, query, default_format), response_format
+            return self._run_pooled(request, query, statement, default_format), response_format
         finally:
-            body.close()
             if infile:
                 infile.unlink(missing_ok=True)
 
-    def _query_text(self, request: Request, body, spool: Path) -> tuple[str, Path | None]:
-        """The query to run and, for an INSERT with data, the file holding that data."""
+    def _query_text(self, request: Request) -> tuple[str, Path | None]:
+        """The query to run and, for an INSERT with data, the file holding that data (uncompressed)."""
         encoding = self.headers.get("Content-Encoding", "").strip().lower() or None
         in_url = request.params.get("query")
-        body_size = body.seek(0, os.SEEK_END)
-        body.seek(0)
-        if in_url is not None and body_size and first_keyword(in_url) == "INSERT":
+        has_body = bool(int(self.headers.get("Content-Length") or 0)) or "chunked" in self.headers.get(
+            "Transfer-Encoding", ""
+        ).lower()
+        if in_url is not None and has_body and first_keyword(in_url) == "INSERT":
             insert = split_insert(in_url)
             if insert is None:
+                self._read_body(io.BytesIO())  # drain it: the connection stays usable
                 raise QueryError.of(62, "SYNTAX_ERROR", "INSERT query in the URL has no FORMAT for the data in the body")
-            infile = self._spool_data(body, spool, encoding)
+            infile = self._spool_data(self.server.spool_dir, encoding)
             return insert.with_infile(str(infile), None), infile
-        raw = body.read()
+        buffer = io.BytesIO()
+        self._read_body(buffer)
+        raw = buffer.getvalue()
         if len(raw) > MAX_QUERY_TEXT:
             raise QueryError.of(62, "SYNTAX_ERROR", f"Max query size exceeded: {len(raw)} bytes")
         if encoding and raw:
@@ -326,30 +326,54 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             raise QueryError.of(62, "SYNTAX_ERROR", "Empty query")
         insert = split_insert(query)
         if insert is not None and insert.inline_data:
-            infile = spool / f"insert-{uuid.uuid4().hex}"
+            infile = self.server.spool_dir / f"insert-{uuid.uuid4().hex}"
             infile.write_bytes(insert.inline_data)
             return insert.with_infile(str(infile), None), infile
         return query, None
 
-    @staticmethod
-    def _spool_data(body, spool: Path, encoding: str | None) -> Path:
+    def _spool_data(self, spool: Path, encoding: str | None) -> Path:
+        """Stream the request body into a file the engine reads, decompressing on the way."""
         infile = spool / f"insert-{uuid.uuid4().hex}"
         try:
             with open(infile, "wb") as target:
                 if encoding:
-                    decompress_stream(body, target, encoding)
+                    # decompress as it arrives: a pipe of de-chunked body into the decompressor
+                    body = tempfile.TemporaryFile(dir=spool)
+                    with body:
+                        self._read_body(body)
+                        body.seek(0)
+                        decompress_stream(body, target, encoding)
                 else:
-                    shutil.copyfileobj(body, target, 1024 * 1024)
+                    self._read_body(target)
         except BaseException:
             infile.unlink(missing_ok=True)
             raise
         return infile
 
-    def _run(self, connection, in_session: bool, request: Request, query: str, default_format: str) -> Result:
+    def _configure(self, connection, request: Request, settings: dict[str, str]) -> None:
+        engine = self.server.engine
+        if request.params.get("database"):
+            engine.run(connection, f"USE {_identifier(request.params['database'])}", "TSV")
+        for name, value in settings.items():
+            engine.run(connection, f"SET {_identifier(name)} = {_literal(value)}", "TSV")
+        for name, value in request.query_parameters().items():
+            engine.run(connection, f"SET param_{_identifier(name)} = {_literal(value)}", "TSV")
+
+    def _run_pooled(self, request: Request, query: str, statement: str, default_format: str) -> Result:
+        """Outside a session: a connection already configured with this request's database and settings
+        when one is idle, else a new one; one whose state the query changes is not reused."""
+        settings = request.settings()
+        parameters = request.query_parameters()
+        key = (request.params.get("database", ""), tuple(sorted(settings.items())))
+        with self.server.engine.pooled(key, lambda connection: self._configure(connection, request, settings)) as handle:
+            handle.dirty = bool(parameters) or statement in ("SET", "USE", "CREATE")
+            return self.server.engine.run(handle.connection, query, default_format)
+
+    def _run_in_session(self, connection, request: Request, query: str, default_format: str) -> Result:
         engine = self.server.engine
         settings = request.settings()
         restore: list[str] = []
-        if in_session and settings:
+        if settings:
             # URL settings apply to this query only: put the session's own values back afterwards
             names = ", ".join(_literal(name) for name in settings)
             current = engine.run(
@@ -359,12 +383,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 name, value, changed = line.split("\t")
                 restore.append(f"SET {name} = {_literal(value)}" if changed == "1" else f"SET {name} = DEFAULT")
         try:
-            if request.params.get("database"):
-                engine.run(connection, f"USE {_identifier(request.params['database'])}", "TSV")
-            for name, value in settings.items():
-                engine.run(connection, f"SET {_identifier(name)} = {_literal(value)}", "TSV")
-            for name, value in request.query_parameters().items():
-                engine.run(connection, f"SET param_{_identifier(name)} = {_literal(value)}", "TSV")
+            self._configure(connection, request, settings)
             return engine.run(connection, query, default_format)
         finally:
             for statement in restore:
