@@ -63,6 +63,18 @@ BENCHES ?= $(sort $(wildcard bench/bench_*.py))
 bench: envs ## run the benchmarks (BENCHES=bench/bench_x.py for one) and print their tables
 	@for bench in $(BENCHES); do echo "== $$bench"; $(AIRFLOW_ENV)/bin/python -m bench.$$(basename $$bench .py); done
 
+##@ Data
+
+# the demo-sized shop; the contract's full scale is CUSTOMERS=5000000 DAYS=90
+CUSTOMERS ?= 20000
+DAYS ?= 7
+SEED ?= 42
+START_DATE ?= 2024-03-04
+
+.PHONY: generate
+generate: services ## simulate DAYS days of the shop into RAW (CUSTOMERS, DAYS, SEED, START_DATE)
+	@eval "$$($(TSHOP) env)"; $(AIRFLOW_ENV)/bin/tshop-datagen generate --customers $(CUSTOMERS) --days $(DAYS) --seed $(SEED) --start-date $(START_DATE)
+
 ##@ Pipeline
 
 .PHONY: pipeline

@@ -1,0 +1,46 @@
+"""Fresh PostgreSQL databases for the generator's tests."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tshop.config import Settings
+
+
+@pytest.fixture(scope="session")
+def new_database(pg_dsn: str, test_settings: Settings):
+    """A factory of empty databases, dropped at the end of the session."""
+    made: list[str] = []
+
+    def make(label: str) -> str:
+        name = f"gen_{re.sub(r'[^a-z0-9]+', '_', label.lower())[:30]}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        made.append(name)
+        return test_settings.pg_dsn(database=name)
+
+    yield make
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for name in made:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def raw_digest():
+    return _raw_digest
+
+
+def _raw_digest(dsn: str) -> str:
+    """One hash over every RAW row, in key order."""
+    digest = hashlib.sha256()
+    with psycopg.connect(dsn) as conn:
+        for table, key in (("customer", "customer_id"), ("product", "product_id"), ("sales", "sale_id")):
+            for row in conn.execute(f"select * from raw.{table} order by {key}"):
+                digest.update(repr(row).encode())
+    return digest.hexdigest()
