@@ -76,3 +76,9 @@ def test_runs_are_sequential_and_tasks_retry(dag_summary):
 
 def test_the_generator_day_is_a_task_of_its_own(dag_summary):
     assert "simulate_day" in dag_summary["tasks"]
+
+
+def test_a_test_with_two_parents_runs_after_both(dag_summary):
+    # sales_datamart.product_id -> dds.product: inside the snapshot's build it would run before the mart exists
+    detached = [task for task in dag_summary["tasks"] if task.startswith("warehouse.relationships_sales_datamart")]
+    assert detached, dag_summary["tasks"]
