@@ -54,14 +54,19 @@ def median_seconds(action, repeats: int) -> float:
 
 def main() -> None:
     shutil.rmtree(STATE, ignore_errors=True)
-    config = settings({**os.environ, "TSHOP_STATE_DIR": str(STATE), "TSHOP_CLICKHOUSE_PORT": str(free_port())})
+    config = settings(
+        {**os.environ, "TSHOP_STATE_DIR": str(STATE), "TSHOP_CLICKHOUSE_PORT": str(free_port())}
+    )
     endpoint = LocalClickHouse(config)
     endpoint.start()
     try:
         http = clients.clickhouse(config, autogenerate_session_id=False)
         http_plain = clients.clickhouse(config, autogenerate_session_id=False, compress=False)
         local = clickhouse_connect.get_client(interface="chdb", path=str(STATE / "in-process"))
-        rows = [(i, f"name-{i % 5000}", datetime(2024, 3, 4, tzinfo=UTC), Decimal("19.99")) for i in range(1_000_000)]
+        rows = [
+            (i, f"name-{i % 5000}", datetime(2024, 3, 4, tzinfo=UTC), Decimal("19.99"))
+            for i in range(1_000_000)
+        ]
         columns = ["id", "name", "at", "price"]
 
         insert_rows = []
@@ -86,7 +91,14 @@ def main() -> None:
             repeats = 5 if "1,000,000" in name else 30
             over_http = median_seconds(lambda query=query: http.query(query), repeats)
             in_process = median_seconds(lambda query=query: local.query(query), repeats)
-            query_rows.append((name, f"{in_process * 1000:.1f}", f"{over_http * 1000:.1f}", f"{over_http / in_process:.2f}x"))
+            query_rows.append(
+                (
+                    name,
+                    f"{in_process * 1000:.1f}",
+                    f"{over_http * 1000:.1f}",
+                    f"{over_http / in_process:.2f}x",
+                )
+            )
         http.close()
         http_plain.close()
     finally:
@@ -99,7 +111,9 @@ def main() -> None:
             for label, seconds in insert_rows
         ],
     )
-    query_table = markdown_table(["query", "in-process ms (median)", "endpoint ms (median)", "endpoint / in-process"], query_rows)
+    query_table = markdown_table(
+        ["query", "in-process ms (median)", "endpoint ms (median)", "endpoint / in-process"], query_rows
+    )
     verdict = (
         f"Target (endpoint within 1.5x of in-process on inserts and on queries up to 10,000 rows): "
         f"uncompressed inserts {endpoint_insert / inprocess_insert:.2f}x; queries up to 10,000 rows "

@@ -48,12 +48,14 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 def write_section(name: str, title: str, body: str) -> str:
     """Replace (or add) the section `name` in docs/benchmarks.md; returns the section's text."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = (
-        f"<!-- bench:{name} -->\n## {title}\n\n_{stamp} on {machine()}_\n\n{body.strip()}\n<!-- /bench:{name} -->"
-    )
+    section = f"<!-- bench:{name} -->\n## {title}\n\n_{stamp} on {machine()}_\n\n{body.strip()}\n<!-- /bench:{name} -->"
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    text = (
+        pattern.sub(lambda _: section, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + section + "\n"
+    )
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
     BENCHMARKS_MD.write_text(text)
     print(section)

@@ -28,9 +28,15 @@ def _moments(rng: np.random.Generator, day: dt.date, count: int) -> np.ndarray:
     return start + rng.integers(0, MICROS_PER_DAY, count, dtype=np.int64).astype("timedelta64[us]")
 
 
-def last_name_changes(rng: np.random.Generator, vocab: Vocabulary, day: dt.date, customer_count: int) -> pl.DataFrame:
+def last_name_changes(
+    rng: np.random.Generator, vocab: Vocabulary, day: dt.date, customer_count: int
+) -> pl.DataFrame:
     count = int(rng.binomial(customer_count, LAST_NAME_CHANGE_RATE)) if customer_count else 0
-    ids = np.sort(rng.choice(customer_count, size=count, replace=False) + 1) if count else np.array([], np.int64)
+    ids = (
+        np.sort(rng.choice(customer_count, size=count, replace=False) + 1)
+        if count
+        else np.array([], np.int64)
+    )
     return pl.DataFrame(
         {
             "customer_id": ids.astype(np.int64),
@@ -43,7 +49,9 @@ def last_name_changes(rng: np.random.Generator, vocab: Vocabulary, day: dt.date,
 def price_changes(rng: np.random.Generator, day: dt.date, prices: pl.DataFrame) -> pl.DataFrame:
     """`prices` holds product_id and price; returns the changed ones with their new price."""
     count = int(rng.binomial(prices.height, PRICE_CHANGE_RATE))
-    picked = prices[np.sort(rng.choice(prices.height, size=count, replace=False))] if count else prices.head(0)
+    picked = (
+        prices[np.sort(rng.choice(prices.height, size=count, replace=False))] if count else prices.head(0)
+    )
     factor = rng.uniform(0.8, 1.2, picked.height)
     new_price = np.maximum(np.floor(picked["price"].cast(pl.Float64).to_numpy() * factor), 1) + 0.99
     return pl.DataFrame(
@@ -58,7 +66,11 @@ def price_changes(rng: np.random.Generator, day: dt.date, prices: pl.DataFrame) 
 def sale_corrections(rng: np.random.Generator, day: dt.date, previous_lines: pl.DataFrame) -> pl.DataFrame:
     """`previous_lines` holds sale_id and quantity of the day before's lines; returns corrected lines."""
     count = int(rng.binomial(previous_lines.height, CORRECTION_RATE)) if previous_lines.height else 0
-    picked = previous_lines[np.sort(rng.choice(previous_lines.height, size=count, replace=False))] if count else previous_lines.head(0)
+    picked = (
+        previous_lines[np.sort(rng.choice(previous_lines.height, size=count, replace=False))]
+        if count
+        else previous_lines.head(0)
+    )
     shift = rng.integers(1, 4, picked.height)  # 1-3: the new quantity differs from the old
     new_quantity = (picked["quantity"].to_numpy() - 1 + shift) % 4 + 1
     return pl.DataFrame(

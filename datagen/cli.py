@@ -21,16 +21,26 @@ def main() -> None:
     """Simulate the T-Shop clothing shop into RAW."""
 
 
-@app.command(epilog="Example: tshop-datagen generate --customers 5000000 --days 90 --seed 7 --start-date 2024-03-04")
+@app.command(
+    epilog="Example: tshop-datagen generate --customers 5000000 --days 90 --seed 7 --start-date 2024-03-04"
+)
 def generate(
-    customers: Annotated[int, typer.Option(min=1, help="Customers of a new shop (a continuing shop keeps its own).")] = 20_000,
+    customers: Annotated[
+        int, typer.Option(min=1, help="Customers of a new shop (a continuing shop keeps its own).")
+    ] = 20_000,
     days: Annotated[int, typer.Option(min=1, help="Business days to simulate.")] = 7,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed and arguments give the same rows.")] = 42,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed and arguments give the same rows.")
+    ] = 42,
     start_date: Annotated[
         dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="First business day (YYYY-MM-DD).")
     ] = dt.datetime(2024, 3, 4),
-    dsn: Annotated[str | None, typer.Option(help="postgresql:// URL; default: TSHOP_PG_DSN or the local server.")] = None,
-    skip_loaded: Annotated[bool, typer.Option(help="Leave days already in RAW as they are instead of refusing.")] = False,
+    dsn: Annotated[
+        str | None, typer.Option(help="postgresql:// URL; default: TSHOP_PG_DSN or the local server.")
+    ] = None,
+    skip_loaded: Annotated[
+        bool, typer.Option(help="Leave days already in RAW as they are instead of refusing.")
+    ] = False,
 ) -> None:
     """Simulate DAYS business days from START_DATE into RAW, one transaction per day."""
     if dsn is None:
@@ -41,7 +51,11 @@ def generate(
     started = time.monotonic()
     totals = {"lines": 0, "orders": 0}
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     ) as progress:
         task = progress.add_task("simulating days", total=days)
 

@@ -37,10 +37,10 @@ def new_customers(
 ) -> pl.DataFrame:
     """`count` customers with ids from `first_id`, registered uniformly over the given days."""
     teen = rng.random(count) < TEEN_SHARE
-    age_years = np.where(
-        teen, rng.uniform(13, 18, count), np.clip(rng.normal(38, 13, count), 18, 85.99)
-    )
-    offsets = rng.integers(0, registered_over_days * MICROS_PER_DAY, count, dtype=np.int64)
+    age_years = np.where(teen, rng.uniform(13, 18, count), np.clip(rng.normal(38, 13, count), 18, 85.99))
+    # sorted: ids grow with registration time, as a shop's sequence hands them out (and RAW's indexes
+    # on the id and on updated_at are then appended to rather than split at random pages)
+    offsets = np.sort(rng.integers(0, registered_over_days * MICROS_PER_DAY, count, dtype=np.int64))
     registered = np.datetime64(registered_from, "us") + offsets.astype("timedelta64[us]")
     birth = (registered.astype("datetime64[D]") - (age_years * 365.25).astype("timedelta64[D]")).astype(
         "datetime64[D]"

@@ -67,10 +67,14 @@ def popularity(products: pl.DataFrame, rng: np.random.Generator) -> np.ndarray:
     model_rank = products["name"].rank("dense").to_numpy().astype(np.int64)
     shuffled = rng.permutation(model_rank.max()) + 1  # which model is most popular is random per shop
     model_weight = 1.0 / shuffled[model_rank - 1] ** 0.8
-    size_position = products.with_columns(
-        (pl.col("product_id").rank("ordinal").over("name") - 1).alias("position"),
-        pl.len().over("name").alias("sizes"),
-    ).select(((pl.col("position") + 0.5) / pl.col("sizes") - 0.5).abs().alias("distance"))["distance"].to_numpy()
+    size_position = (
+        products.with_columns(
+            (pl.col("product_id").rank("ordinal").over("name") - 1).alias("position"),
+            pl.len().over("name").alias("sizes"),
+        )
+        .select(((pl.col("position") + 0.5) / pl.col("sizes") - 0.5).abs().alias("distance"))["distance"]
+        .to_numpy()
+    )
     size_weight = np.exp(-((size_position / 0.3) ** 2))
     weights = model_weight * size_weight
     return weights / weights.sum()

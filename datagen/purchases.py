@@ -49,11 +49,13 @@ def day_sales(
 ) -> pl.DataFrame:
     """The sale lines of `day` for customers 1..customer_count, with ids from the given firsts."""
     buyers = np.flatnonzero(rng.random(customer_count) < conversion(day)).astype(np.int64) + 1
+    # order ids grow with purchase time (as a shop's sequence hands them out); buyers come in random order
+    buyers = rng.permutation(buyers)
     orders = len(buyers)
     lines_per_order = np.minimum(1 + rng.poisson(1.2, orders), MAX_LINES)
     order_index = np.repeat(np.arange(orders), lines_per_order)
     start = np.datetime64(dt.datetime.combine(day, dt.time()), "us")
-    sold_at = start + purchase_times(rng, orders).astype("timedelta64[us]")
+    sold_at = start + np.sort(purchase_times(rng, orders)).astype("timedelta64[us]")
     lines = pl.DataFrame(
         {
             "order_id": first_order_id + order_index,

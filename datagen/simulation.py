@@ -132,7 +132,8 @@ class ShopSimulation:
         added = customers.daily_growth(rng, state.customers)
         if added:
             writer.copy(
-                "raw.customer", customers.new_customers(rng, self.vocab, state.customers + 1, added, day_start, 1)
+                "raw.customer",
+                customers.new_customers(rng, self.vocab, state.customers + 1, added, day_start, 1),
             )
         report = DayReport(
             day=day,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import polars as pl
 import psycopg
 
+from datagen import pgbinary
+
 CHUNK_ROWS = 250_000
 
 RAW_DDL = """
@@ -115,13 +117,20 @@ class RawWriter:
         return pl.DataFrame(rows, schema={"sale_id": pl.Int64, "quantity": pl.Int32}, orient="row")
 
     def copy(self, table: str, frame: pl.DataFrame) -> None:
-        """Append `frame` (columns in the table's order) with binary COPY, a chunk at a time."""
+        """Append `frame` (columns in the table's order) with binary COPY, a chunk at a time: encoded whole
+        by `pgbinary`, or row by row by psycopg for the types it does not encode (the small catalogue)."""
         columns = ", ".join(frame.columns)
+        types = TYPES[table]
         with self.conn.cursor().copy(f"copy {table} ({columns}) from stdin (format binary)") as copy:
-            copy.set_types(TYPES[table])
-            for chunk in frame.iter_slices(CHUNK_ROWS):
-                for row in chunk.iter_rows():
-                    copy.write_row(row)
+            if pgbinary.supports(types):
+                copy.write(pgbinary.SIGNATURE)
+                for chunk in frame.iter_slices(CHUNK_ROWS):
+                    copy.write(pgbinary.encode(chunk, types))
+                copy.write(pgbinary.TRAILER)
+                return
+            copy.set_types(types)
+            for row in frame.iter_rows():
+                copy.write_row(row)
 
     def overwrite(self, table: str, key: str, frame: pl.DataFrame) -> None:
         """SCD1: overwrite the columns of `frame` in the rows with its keys (COPY into a temporary table,
@@ -132,12 +141,16 @@ class RawWriter:
         types = dict(zip(_columns(self.conn, table), TYPES[table], strict=True))
         columns = ", ".join(f"{column} {types[column]}" for column in frame.columns)
         self.conn.execute(f"create temporary table {changes} ({columns}) on commit drop")
-        with self.conn.cursor().copy(f"copy {changes} ({', '.join(frame.columns)}) from stdin (format binary)") as copy:
+        with self.conn.cursor().copy(
+            f"copy {changes} ({', '.join(frame.columns)}) from stdin (format binary)"
+        ) as copy:
             copy.set_types([types[column] for column in frame.columns])
             for row in frame.iter_rows():
                 copy.write_row(row)
         assignments = ", ".join(f"{column} = {changes}.{column}" for column in frame.columns if column != key)
-        self.conn.execute(f"update {table} set {assignments} from {changes} where {table}.{key} = {changes}.{key}")
+        self.conn.execute(
+            f"update {table} set {assignments} from {changes} where {table}.{key} = {changes}.{key}"
+        )
 
     def record_day(self, day: dt.date, seed: int, counts: dict[str, int]) -> None:
         self.conn.execute(

@@ -12,7 +12,12 @@ from tshop.config import ConfigError, settings
 from tshop.dbt import DbtError
 from tshop.services import ServiceError, local_services
 
-app = typer.Typer(help="T-Shop platform commands.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="T-Shop platform commands.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 services_app = typer.Typer(help="The local PostgreSQL and ClickHouse.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
 

@@ -178,7 +178,6 @@ class Settings:
             f"@{self.clickhouse_host}:{self.clickhouse_port}"
         )
 
-
     # -- Airflow ---------------------------------------------------------------------------------
     @property
     def airflow_home(self) -> Path:

@@ -28,7 +28,14 @@ def run_dbt(
     extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run `dbt <args>` in `project` with the project's own profiles.yml; raise DbtError on failure."""
-    command = [str(config.dbt_executable), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
+    command = [
+        str(config.dbt_executable),
+        *args,
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(project),
+    ]
     result = subprocess.run(
         command,
         cwd=project,

@@ -78,6 +78,6 @@ def run_demo(config: Settings) -> None:
     print(
         "\nT-Shop is running:\n"
         f"  Airflow   http://127.0.0.1:{config.airflow_port}   login {config.airflow_user} / {config.airflow_password}\n"
-        f"  Warehouse eval \"$(make env)\"; then psql \"$TSHOP_PG_DSN\" or `make psql`\n"
+        f'  Warehouse eval "$(make env)"; then psql "$TSHOP_PG_DSN" or `make psql`\n'
         "  Stop everything with `make stop`."
     )

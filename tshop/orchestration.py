@@ -73,7 +73,9 @@ def _fernet_key(config: Settings) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
-def airflow(config: Settings, *args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+def airflow(
+    config: Settings, *args: str, check: bool = True, capture: bool = False
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [str(AIRFLOW_BIN / "airflow"), *args],
         env=airflow_env(config),
@@ -102,7 +104,9 @@ def ensure_airflow(config: Settings) -> None:
     passwords.chmod(0o600)
 
     with psycopg.connect(config.pg_dsn(database="postgres"), autocommit=True) as conn:
-        if not conn.execute("select 1 from pg_database where datname = %s", (config.airflow_database,)).fetchone():
+        if not conn.execute(
+            "select 1 from pg_database where datname = %s", (config.airflow_database,)
+        ).fetchone():
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(config.airflow_database)))
 
     from importlib.metadata import version
@@ -125,7 +129,9 @@ def run_pipeline(config: Settings, logical_date: str | None = None, generate: bo
         check=False,
     )  # fmt: skip
     if result.returncode != 0:
-        raise PipelineError(f"the pipeline run for {logical_date} failed: {failed_tasks(config, logical_date)}")
+        raise PipelineError(
+            f"the pipeline run for {logical_date} failed: {failed_tasks(config, logical_date)}"
+        )
 
 
 def failed_tasks(config: Settings, logical_date: str) -> str:
@@ -153,7 +159,11 @@ def web_apps(config: Settings) -> list[BackgroundProcess]:
     env = airflow_env(config)
     address = f"http://127.0.0.1:{config.airflow_port}"
     return [
-        BackgroundProcess("airflow-api-server", [str(AIRFLOW_BIN / "airflow"), "api-server"], run_dir, address, env),
+        BackgroundProcess(
+            "airflow-api-server", [str(AIRFLOW_BIN / "airflow"), "api-server"], run_dir, address, env
+        ),
         BackgroundProcess("airflow-scheduler", [str(AIRFLOW_BIN / "airflow"), "scheduler"], run_dir, "", env),
-        BackgroundProcess("airflow-dag-processor", [str(AIRFLOW_BIN / "airflow"), "dag-processor"], run_dir, "", env),
+        BackgroundProcess(
+            "airflow-dag-processor", [str(AIRFLOW_BIN / "airflow"), "dag-processor"], run_dir, "", env
+        ),
     ]

@@ -18,8 +18,12 @@ def start_web_apps(config: Settings) -> list[ServiceStatus]:
     apps = all_web_apps(config)
     api_server = apps[0]
     if api_server.status().state != "running" and not port_is_free("127.0.0.1", config.airflow_port):
-        raise ServiceError(busy_port_message("Airflow web app", "127.0.0.1", config.airflow_port, "TSHOP_AIRFLOW_PORT"))
+        raise ServiceError(
+            busy_port_message("Airflow web app", "127.0.0.1", config.airflow_port, "TSHOP_AIRFLOW_PORT")
+        )
     statuses = [app.start() for app in apps]
     if not wait_until(lambda: not port_is_free("127.0.0.1", config.airflow_port), timeout=90, interval=0.5):
-        raise ServiceError(f"the Airflow web app did not open port {config.airflow_port}; see {api_server.log_file}")
+        raise ServiceError(
+            f"the Airflow web app did not open port {config.airflow_port}; see {api_server.log_file}"
+        )
     return statuses

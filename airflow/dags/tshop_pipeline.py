@@ -18,8 +18,8 @@ import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
@@ -27,7 +27,9 @@ REPO_ROOT = Path(os.environ.get("TSHOP_REPO_ROOT", Path(__file__).resolve().pare
 DBT_PROJECT = Path(os.environ.get("TSHOP_DBT_PROJECT", REPO_ROOT / "dbt_tshop"))
 DBT_CLICKHOUSE_PROJECT = DBT_PROJECT / "clickhouse"
 DBT_EXECUTABLE = os.environ.get("TSHOP_DBT_EXECUTABLE", str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"))
-DATAGEN = os.environ.get("TSHOP_DATAGEN_EXECUTABLE", str(REPO_ROOT / ".venvs" / "airflow" / "bin" / "tshop-datagen"))
+DATAGEN = os.environ.get(
+    "TSHOP_DATAGEN_EXECUTABLE", str(REPO_ROOT / ".venvs" / "airflow" / "bin" / "tshop-datagen")
+)
 RETRIES = int(os.environ.get("TSHOP_RETRIES", "2"))
 
 # The dbt processes inherit the services' addresses (TSHOP_PG_DSN, TSHOP_CLICKHOUSE_URL) from Airflow's
@@ -55,7 +57,9 @@ RENDER = RenderConfig(
 
 
 def dbt_project(path: Path, name: str) -> ProjectConfig:
-    return ProjectConfig(dbt_project_path=path, manifest_path=path / "target" / "manifest.json", project_name=name)
+    return ProjectConfig(
+        dbt_project_path=path, manifest_path=path / "target" / "manifest.json", project_name=name
+    )
 
 
 @dag(

@@ -80,5 +80,7 @@ def test_the_generator_day_is_a_task_of_its_own(dag_summary):
 
 def test_a_test_with_two_parents_runs_after_both(dag_summary):
     # sales_datamart.product_id -> dds.product: inside the snapshot's build it would run before the mart exists
-    detached = [task for task in dag_summary["tasks"] if task.startswith("warehouse.relationships_sales_datamart")]
+    detached = [
+        task for task in dag_summary["tasks"] if task.startswith("warehouse.relationships_sales_datamart")
+    ]
     assert detached, dag_summary["tasks"]

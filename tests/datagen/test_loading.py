@@ -62,7 +62,9 @@ def test_a_failed_day_leaves_raw_unchanged_and_can_be_run_again(new_database, ra
     before = raw_digest(dsn)
     # a real failure in the middle of day 3: PostgreSQL refuses its sale lines
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("alter table raw.sales add constraint no_sales_on_day_three check (sold_at < '2024-03-06')")
+        conn.execute(
+            "alter table raw.sales add constraint no_sales_on_day_three check (sold_at < '2024-03-06')"
+        )
     with pytest.raises(psycopg.errors.CheckViolation):
         simulate(dsn, 1, start=START + dt.timedelta(days=2))
     assert raw_digest(dsn) == before, "the failed day left no row behind"
@@ -77,11 +79,23 @@ def test_a_failed_day_leaves_raw_unchanged_and_can_be_run_again(new_database, ra
 @pytest.mark.parametrize(
     ("statement", "named"),
     [
-        ("insert into raw.customer values (1, ' ', 'Lee', '1990-01-01', '2024-01-01')", "customer_first_name_not_blank"),
+        (
+            "insert into raw.customer values (1, ' ', 'Lee', '1990-01-01', '2024-01-01')",
+            "customer_first_name_not_blank",
+        ),
         ("insert into raw.customer values (1, 'Ann', null, '1990-01-01', '2024-01-01')", "last_name"),
-        ("insert into raw.customer values (1, 'Ann', 'Lee', '2030-01-01', '2024-01-01')", "customer_birth_date_in_the_past"),
-        ("insert into raw.product values (1, 'Tee', 'T-shirts', 'M', 0, '2024-01-01')", "product_price_positive"),
-        ("insert into raw.sales values (1, 1, '2024-01-01', 1, 1, 0, '2024-01-01')", "sales_quantity_positive"),
+        (
+            "insert into raw.customer values (1, 'Ann', 'Lee', '2030-01-01', '2024-01-01')",
+            "customer_birth_date_in_the_past",
+        ),
+        (
+            "insert into raw.product values (1, 'Tee', 'T-shirts', 'M', 0, '2024-01-01')",
+            "product_price_positive",
+        ),
+        (
+            "insert into raw.sales values (1, 1, '2024-01-01', 1, 1, 0, '2024-01-01')",
+            "sales_quantity_positive",
+        ),
         ("insert into raw.sales values (1, 1, null, 1, 1, 1, '2024-01-01')", "sold_at"),
     ],
 )
@@ -100,8 +114,11 @@ def test_a_bad_row_in_a_copy_batch_names_the_constraint_and_the_batch_is_not_hal
     dsn = new_database("copy_batch")
     with psycopg.connect(dsn, autocommit=True) as conn:
         create_raw_tables(conn)
-        with pytest.raises(psycopg.errors.CheckViolation, match="sales_quantity_positive"):
-            with conn.transaction(), conn.cursor().copy("copy raw.sales from stdin") as copy:
-                copy.write_row((1, 1, "2024-01-01 10:00", 1, 1, 2, "2024-01-01 10:00"))
-                copy.write_row((2, 1, "2024-01-01 10:00", 1, 2, -1, "2024-01-01 10:00"))
+        with (
+            pytest.raises(psycopg.errors.CheckViolation, match="sales_quantity_positive"),
+            conn.transaction(),
+            conn.cursor().copy("copy raw.sales from stdin") as copy,
+        ):
+            copy.write_row((1, 1, "2024-01-01 10:00", 1, 1, 2, "2024-01-01 10:00"))
+            copy.write_row((2, 1, "2024-01-01 10:00", 1, 2, -1, "2024-01-01 10:00"))
         assert conn.execute("select count(*) from raw.sales").fetchone() == (0,)

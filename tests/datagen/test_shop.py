@@ -55,11 +55,17 @@ def test_at_most_one_purchase_per_customer_per_day(shop):
 
 def test_a_purchase_has_distinct_products_in_quantities_of_one_or_more(shop):
     [(min_lines, max_lines, average_lines)] = rows(
-        shop, "select min(n), max(n), avg(n) from (select count(*) as n from raw.sales group by order_id) as o"
+        shop,
+        "select min(n), max(n), avg(n) from (select count(*) as n from raw.sales group by order_id) as o",
     )
     assert min_lines == 1 and 2 <= max_lines <= 8 and 1.5 < average_lines < 3.5
-    assert rows(shop, "select count(*) from (select 1 from raw.sales group by order_id, product_id having count(*) > 1) d") == [(0,)]
-    [(min_quantity, max_quantity, average_quantity)] = rows(shop, "select min(quantity), max(quantity), avg(quantity) from raw.sales")
+    assert rows(
+        shop,
+        "select count(*) from (select 1 from raw.sales group by order_id, product_id having count(*) > 1) d",
+    ) == [(0,)]
+    [(min_quantity, max_quantity, average_quantity)] = rows(
+        shop, "select min(quantity), max(quantity), avg(quantity) from raw.sales"
+    )
     assert min_quantity == 1 and max_quantity >= 2 and 1.0 < average_quantity < 2.0
     # a cheque is bought at one moment by one customer
     assert rows(shop, "select count(*) from (select order_id from raw.sales group by 1 "
@@ -93,7 +99,10 @@ def test_every_kind_of_change_happens_and_moves_updated_at_forward(shop):
     )
     assert renamed > 0 and repriced > 0 and corrected > 0
     # a correction happens on a later day than the sale
-    assert rows(shop, "select count(*) from raw.sales where updated_at > sold_at and updated_at::date <= sold_at::date") == [(0,)]
+    assert rows(
+        shop,
+        "select count(*) from raw.sales where updated_at > sold_at and updated_at::date <= sold_at::date",
+    ) == [(0,)]
 
 
 def test_no_sale_without_its_customer_and_product(shop):
@@ -106,9 +115,13 @@ def test_no_sale_without_its_customer_and_product(shop):
 
 
 def test_the_catalogue_is_clothing_with_sizes_and_realistic_prices(shop):
-    categories = rows(shop, "select category, count(distinct size), min(price), max(price) from raw.product group by 1")
+    categories = rows(
+        shop, "select category, count(distinct size), min(price), max(price) from raw.product group by 1"
+    )
     assert len(categories) >= 10
     assert {"Jeans", "Shoes", "Dresses", "T-shirts"} <= {category for category, *_ in categories}
     for _category, sizes, lowest, highest in categories:
         assert sizes >= 1 and 1 <= lowest <= highest <= 600
-    assert rows(shop, "select count(*) from (select 1 from raw.product group by name, size having count(*) > 1) d") == [(0,)]
+    assert rows(
+        shop, "select count(*) from (select 1 from raw.product group by name, size having count(*) > 1) d"
+    ) == [(0,)]

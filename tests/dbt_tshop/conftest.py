@@ -10,36 +10,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from datagen.writer import create_raw_tables
 from tshop.config import Settings, settings
 from tshop.dbt import run_dbt
-
-RAW_DDL = """
-create schema if not exists raw;
-create table raw.customer (
-    customer_id bigint primary key,
-    first_name text not null check (btrim(first_name) <> ''),
-    last_name text not null check (btrim(last_name) <> ''),
-    birth_date date not null,
-    updated_at timestamp not null
-);
-create table raw.product (
-    product_id bigint primary key,
-    name text not null,
-    category text not null,
-    size text not null,
-    price numeric(12, 2) not null check (price > 0),
-    updated_at timestamp not null
-);
-create table raw.sales (
-    sale_id bigint primary key,
-    order_id bigint not null,
-    sold_at timestamp not null,
-    customer_id bigint not null,
-    product_id bigint not null,
-    quantity integer not null check (quantity > 0),
-    updated_at timestamp not null
-);
-"""
 
 
 @dataclass
@@ -71,7 +44,7 @@ def _fresh_warehouse(pg_dsn: str, test_settings: Settings, name: str) -> Iterato
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     dsn = test_settings.pg_dsn(database=name)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(RAW_DDL)
+        create_raw_tables(conn)  # RAW exactly as the generator makes it
     yield Warehouse(settings({**test_settings.env, "TSHOP_PG_DSN": dsn}), dsn)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))

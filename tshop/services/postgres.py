@@ -117,7 +117,17 @@ class LocalPostgres:
         self._initdb_once()
         self._write_server_config()
         result = self._run(
-            [binary("pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "120"],
+            [
+                binary("pg_ctl"),
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "120",
+            ],
             check=False,
         )
         if result.returncode != 0:
@@ -168,7 +178,9 @@ class LocalPostgres:
                 env={**os.environ, "LC_ALL": "C.UTF-8", "TZ": "UTC"},
             )
         if check and result.returncode != 0:
-            raise ServiceError(f"{Path(args[0]).name} failed (exit {result.returncode}); see {self.root}/pg_ctl.out")
+            raise ServiceError(
+                f"{Path(args[0]).name} failed (exit {result.returncode}); see {self.root}/pg_ctl.out"
+            )
         return result
 
     def _initdb_once(self) -> None:
@@ -271,7 +283,9 @@ class LocalPostgres:
                         "select 1 from pg_database where datname = %s", (self.config.pg_database,)
                     ).fetchone()
                     if not exists:
-                        conn.execute(sql.SQL("create database {}").format(sql.Identifier(self.config.pg_database)))
+                        conn.execute(
+                            sql.SQL("create database {}").format(sql.Identifier(self.config.pg_database))
+                        )
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:

@@ -1,5 +1,5 @@
-{# Post-hook of the ClickHouse mart: records its watermark (the greatest valid_from or valid_to of the
-   PostgreSQL mart rows it holds) and the rows this run loaded in PostgreSQL's sl.load_metadata, through
+{# Post-hook of the ClickHouse mart: records its watermark (the greatest `loaded_at` of the PostgreSQL
+   mart rows it holds) and the rows this run loaded in PostgreSQL's sl.load_metadata, through
    the postgresql() table function. An insert there updates the existing row (a trigger of the SL table,
    see the PostgreSQL project's sl_create_tables), so this is an upsert. It runs after the insert, when
    sl.load_metadata still holds the watermark this run started from. #}
@@ -9,11 +9,11 @@
         (table_name, max_updated_at, rows_loaded, loaded_at, run_id)
     select
         '{{ var("watermark_table_name") }}',
-        max(greatest(valid_from, coalesce(valid_to, valid_from))),
+        max(loaded_at),
         {% if watermark is none -%}
         count(),
         {%- else -%}
-        countIf(valid_from >= toDateTime64('{{ watermark }}', 6, 'UTC') or valid_to >= toDateTime64('{{ watermark }}', 6, 'UTC')),
+        countIf(loaded_at > toDateTime64('{{ watermark }}', 6, 'UTC')),
         {%- endif %}
         now64(6, 'UTC'),
         '{{ var("run_id") }}'

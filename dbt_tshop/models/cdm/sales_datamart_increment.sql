@@ -108,7 +108,7 @@ final as (
         valid_to is null as is_current,
         found_customer_id is not null as has_customer,
         found_product_id is not null as has_product,
-        '{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}'::timestamptz as tried_at
+        '{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}'::timestamp as tried_at
     from point_in_time
 
 )

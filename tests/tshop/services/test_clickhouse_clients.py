@@ -64,7 +64,9 @@ def test_a_million_rows_insert_plain_and_compressed(clickhouse_url, test_setting
 
 def test_command_and_settings_apply_to_one_query_only(clickhouse_client):
     assert clickhouse_client.command("select 1 + 1") == 2
-    assert clickhouse_client.query("select getSetting('max_threads')", settings={"max_threads": 1}).result_rows == [(1,)]
+    assert clickhouse_client.query(
+        "select getSetting('max_threads')", settings={"max_threads": 1}
+    ).result_rows == [(1,)]
     assert clickhouse_client.query("select getSetting('max_threads')").result_rows != [(1,)]
 
 
@@ -78,7 +80,9 @@ def test_sessions_keep_settings_and_temporary_tables(test_settings, clickhouse_u
     assert session.query("select sum(x) from scratch").result_rows == [(6,)]
     assert session.query("select getSetting('max_threads')").result_rows == [(1,)]
     # a per-query setting leaves the session's own value in place
-    assert session.query("select getSetting('max_threads')", settings={"max_threads": 2}).result_rows == [(2,)]
+    assert session.query("select getSetting('max_threads')", settings={"max_threads": 2}).result_rows == [
+        (2,)
+    ]
     assert session.query("select getSetting('max_threads')").result_rows == [(1,)]
     other = clients.clickhouse(test_settings, session_id=f"s-{uuid.uuid4().hex}")
     with pytest.raises(DatabaseError, match="scratch"):
@@ -108,7 +112,10 @@ def test_plain_http_query_format_database_and_headers(clickhouse_url):
     assert pool.request("GET", f"{base}/ping").data == b"Ok.\n"
 
     response = pool.request(
-        "POST", f"{base}/?database=system&query_id=my-query", body=b"select dummy from one format JSONEachRow", headers=auth
+        "POST",
+        f"{base}/?database=system&query_id=my-query",
+        body=b"select dummy from one format JSONEachRow",
+        headers=auth,
     )
     assert response.status == 200
     assert response.headers["X-ClickHouse-Query-Id"] == "my-query"
@@ -156,13 +163,17 @@ def test_a_wrong_password_is_refused_as_clickhouse_refuses_it(clickhouse_url):
     url = urlsplit(clickhouse_url)
     client_error = None
     try:
-        clickhouse_connect.get_client(host=url.hostname, port=url.port, username=url.username, password="wrong")
+        clickhouse_connect.get_client(
+            host=url.hostname, port=url.port, username=url.username, password="wrong"
+        )
     except DatabaseError as error:
         client_error = str(error)
     assert client_error and "516" in client_error and "AUTHENTICATION_FAILED" in client_error
 
     pool = urllib3.PoolManager()
-    response = pool.request("GET", f"http://{url.hostname}:{url.port}/?query=select+1&user=default&password=wrong")
+    response = pool.request(
+        "GET", f"http://{url.hostname}:{url.port}/?query=select+1&user=default&password=wrong"
+    )
     assert response.status == 401
     assert response.headers["X-ClickHouse-Exception-Code"] == "516"
     assert response.data.startswith(b"Code: 516. DB::Exception:")

@@ -43,7 +43,9 @@ def built_twice(clickhouse_url, test_settings):
 
 
 def rows(client, model: str, final: bool = False) -> dict[int, int]:
-    result = client.query(f"select id, value from endpoint_check.{model} {'final' if final else ''}").result_rows
+    result = client.query(
+        f"select id, value from endpoint_check.{model} {'final' if final else ''}"
+    ).result_rows
     ids = [row[0] for row in result]
     assert len(ids) == len(set(ids)), f"{model} has duplicate ids"
     return dict(result)

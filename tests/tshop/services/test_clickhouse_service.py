@@ -83,7 +83,9 @@ def test_a_busy_port_is_refused_with_a_message_naming_port_and_setting(endpoint)
 
 
 def test_an_external_url_starts_nothing(tmp_path):
-    config = settings({"TSHOP_STATE_DIR": str(tmp_path), "TSHOP_CLICKHOUSE_URL": "http://u:p@clickhouse.example:8123"})
+    config = settings(
+        {"TSHOP_STATE_DIR": str(tmp_path), "TSHOP_CLICKHOUSE_URL": "http://u:p@clickhouse.example:8123"}
+    )
     service = LocalClickHouse(config)
     assert service.start().state == "external"
     assert not service.root.exists()
@@ -116,9 +118,21 @@ def raw_post(clickhouse_url: str, path: str, body: bytes, headers: dict | None =
         ("/?query=insert+into+{table}+format+CSV", b"3,three\nfour,\x00garbage\n", {}, "27"),
         ("/?query=insert+into+{table}+format+Native", b"\x05\x01\x02", {}, None),
         ("/?query=insert+into+{table}+format+CSV", b"not lz4 at all", {"Content-Encoding": "lz4"}, "271"),
-        ("/?query=insert+into+{table}+format+CSV", b"\x1f\x8b\x08\x00truncated", {"Content-Encoding": "gzip"}, "271"),
+        (
+            "/?query=insert+into+{table}+format+CSV",
+            b"\x1f\x8b\x08\x00truncated",
+            {"Content-Encoding": "gzip"},
+            "271",
+        ),
     ],
-    ids=["malformed-sql", "unknown-format", "garbage-csv", "truncated-native", "garbage-lz4", "truncated-gzip"],
+    ids=[
+        "malformed-sql",
+        "unknown-format",
+        "garbage-csv",
+        "truncated-native",
+        "garbage-lz4",
+        "truncated-gzip",
+    ],
 )
 def test_bad_input_gets_a_clickhouse_error_and_nothing_is_lost(
     clickhouse_url, clickhouse_client, kept_table, path, body, headers, code
@@ -188,7 +202,9 @@ def test_a_client_that_disconnects_mid_request_does_not_stick_the_server(clickho
 
     url = urlsplit(clickhouse_url)
     with socket.create_connection((url.hostname, url.port)) as sock:
-        sock.sendall(b"POST /?query=insert+into+default.nowhere+format+CSV HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n1,a\n")
+        sock.sendall(
+            b"POST /?query=insert+into+default.nowhere+format+CSV HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n1,a\n"
+        )
     with socket.create_connection((url.hostname, url.port)) as sock:
         sock.sendall(b"GET /?query=select+sleep(1) HTTP/1.1\r\n\r\n")
     assert clickhouse_client.command("select 1") == 1

@@ -106,7 +106,11 @@ def test_a_busy_port_is_refused_with_a_message_naming_port_and_setting(isolated_
 
 
 def test_an_external_dsn_starts_nothing(server, isolated_env):
-    external = {**isolated_env, "TSHOP_PG_DSN": server.config.pg_dsn(), "TSHOP_STATE_DIR": isolated_env["TSHOP_STATE_DIR"] + "-ext"}
+    external = {
+        **isolated_env,
+        "TSHOP_PG_DSN": server.config.pg_dsn(),
+        "TSHOP_STATE_DIR": isolated_env["TSHOP_STATE_DIR"] + "-ext",
+    }
     service = LocalPostgres(settings(external))
     assert service.start().state == "external"
     assert not service.data_dir.exists()
@@ -132,7 +136,13 @@ def test_make_services_twice_then_make_env_works_with_psql_and_psycopg(isolated_
 
     # the printed lines are shell: eval them exactly as a user would, then use psql
     psql = subprocess.run(
-        ["bash", "-c", f'eval "$1"; "{binary("psql")}" "$TSHOP_PG_DSN" -tAc "select 40 + 2"', "_", exported.stdout],
+        [
+            "bash",
+            "-c",
+            f'eval "$1"; "{binary("psql")}" "$TSHOP_PG_DSN" -tAc "select 40 + 2"',
+            "_",
+            exported.stdout,
+        ],
         env=isolated_env,
         capture_output=True,
         text=True,
@@ -141,7 +151,9 @@ def test_make_services_twice_then_make_env_works_with_psql_and_psycopg(isolated_
     assert psql.stdout.strip() == "42"
 
     dsn = subprocess.run(
-        ["bash", "-c", 'eval "$1"; printf %s "$TSHOP_PG_DSN"', "_", exported.stdout], capture_output=True, text=True
+        ["bash", "-c", 'eval "$1"; printf %s "$TSHOP_PG_DSN"', "_", exported.stdout],
+        capture_output=True,
+        text=True,
     ).stdout
     with psycopg.connect(dsn) as conn:
         assert conn.execute("select current_database()").fetchone() == ("tshop",)

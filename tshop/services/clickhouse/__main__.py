@@ -30,7 +30,10 @@ def main() -> None:
     for leftover in spool.iterdir():  # insert data of requests a killed server never finished
         leftover.unlink(missing_ok=True)
     engine = Engine(str(arguments.data_dir / "engine"))
-    credentials = (os.environ.get("TSHOP_CLICKHOUSE_USER", "default"), os.environ.get("TSHOP_CLICKHOUSE_PASSWORD", ""))
+    credentials = (
+        os.environ.get("TSHOP_CLICKHOUSE_USER", "default"),
+        os.environ.get("TSHOP_CLICKHOUSE_PASSWORD", ""),
+    )
     server = ClickHouseHTTPServer((arguments.host, arguments.port), engine, credentials, spool)
 
     def shut_down(signum, frame) -> None:

@@ -30,7 +30,9 @@ class QueryError(Exception):
     def from_engine(cls, error: Exception) -> QueryError:
         text = str(error).strip()
         match = _CODE.search(text)
-        return cls(int(match.group(1)) if match else 1000, text if match else f"Code: 1000. DB::Exception: {text}")
+        return cls(
+            int(match.group(1)) if match else 1000, text if match else f"Code: 1000. DB::Exception: {text}"
+        )
 
     @classmethod
     def of(cls, code: int, name: str, message: str) -> QueryError:
@@ -74,7 +76,9 @@ class Engine:
         self._sessions_lock = threading.Lock()
         self._pool: dict[tuple, list] = {}
         self._pool_lock = threading.Lock()
-        self.version, self.timezone = self.run(self._root, "SELECT version(), timezone()", "TSV").data.decode().strip().split("\t")
+        self.version, self.timezone = (
+            self.run(self._root, "SELECT version(), timezone()", "TSV").data.decode().strip().split("\t")
+        )
 
     def run(self, connection, query: str, output_format: str) -> Result:
         try:
@@ -129,12 +133,16 @@ class Engine:
             session = self._sessions.get(session_id)
             if session is None:
                 if check:
-                    raise QueryError.of(SESSION_NOT_FOUND, "SESSION_NOT_FOUND", f"Session {session_id} not found")
+                    raise QueryError.of(
+                        SESSION_NOT_FOUND, "SESSION_NOT_FOUND", f"Session {session_id} not found"
+                    )
                 session = self._sessions[session_id] = Session(chdb.connect(self.path), timeout)
             session.timeout = timeout
             if not session.lock.acquire(blocking=False):
                 raise QueryError.of(
-                    SESSION_IS_LOCKED, "SESSION_IS_LOCKED", f"Session {session_id} is locked by a concurrent client"
+                    SESSION_IS_LOCKED,
+                    "SESSION_IS_LOCKED",
+                    f"Session {session_id} is locked by a concurrent client",
                 )
         try:
             yield session.connection

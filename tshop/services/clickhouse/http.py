@@ -49,7 +49,9 @@ HTTP_STATUS = {
     **dict.fromkeys((192, 193, 194, 195, 516), 401),  # unknown user, wrong password, authentication failed
     **dict.fromkeys((164, 497), 403),  # readonly, access denied
     **dict.fromkeys((60, 81, 46, 36, 47, 16, 73, 372), 404),  # unknown table/database/function/..., session
-    **dict.fromkeys((62, 26, 27, 6, 38, 41, 69, 70, 72, 53, 117, 373, 115, 27, 33, 32), 400),  # parse/bad input
+    **dict.fromkeys(
+        (62, 26, 27, 6, 38, 41, 69, 70, 72, 53, 117, 373, 115, 27, 33, 32), 400
+    ),  # parse/bad input
     202: 503,  # too many simultaneous queries
     48: 501,  # not implemented
 }
@@ -103,7 +105,9 @@ def decompress_stream(source, target, encoding: str) -> None:
     except QueryError:
         raise
     except Exception as error:
-        raise QueryError.of(271, "CANNOT_DECOMPRESS", f"Cannot decompress the request body ({encoding}): {error}") from None
+        raise QueryError.of(
+            271, "CANNOT_DECOMPRESS", f"Cannot decompress the request body ({encoding}): {error}"
+        ) from None
 
 
 class Request:
@@ -213,7 +217,9 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
             return
         if request.path not in ("/", "/query"):
-            self._send(404, b"There is no handle " + request.path.encode() + b"\n", {"Content-Type": "text/plain"})
+            self._send(
+                404, b"There is no handle " + request.path.encode() + b"\n", {"Content-Type": "text/plain"}
+            )
             return
         headers = self._base_headers(query_id)
         try:
@@ -222,7 +228,9 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         except QueryError as error:
             self.close_connection = True
             body = (error.text + f" (version {self.server.engine.version})\n").encode()
-            headers.update({"X-ClickHouse-Exception-Code": str(error.code), "Content-Type": "text/plain; charset=UTF-8"})
+            headers.update(
+                {"X-ClickHouse-Exception-Code": str(error.code), "Content-Type": "text/plain; charset=UTF-8"}
+            )
             self._send(http_status(error.code), body, headers)
             return
         except (TimeoutError, ConnectionResetError, BrokenPipeError):
@@ -301,14 +309,17 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         """The query to run and, for an INSERT with data, the file holding that data (uncompressed)."""
         encoding = self.headers.get("Content-Encoding", "").strip().lower() or None
         in_url = request.params.get("query")
-        has_body = bool(int(self.headers.get("Content-Length") or 0)) or "chunked" in self.headers.get(
-            "Transfer-Encoding", ""
-        ).lower()
+        has_body = (
+            bool(int(self.headers.get("Content-Length") or 0))
+            or "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        )
         if in_url is not None and has_body and first_keyword(in_url) == "INSERT":
             insert = split_insert(in_url)
             if insert is None:
                 self._read_body(io.BytesIO())  # drain it: the connection stays usable
-                raise QueryError.of(62, "SYNTAX_ERROR", "INSERT query in the URL has no FORMAT for the data in the body")
+                raise QueryError.of(
+                    62, "SYNTAX_ERROR", "INSERT query in the URL has no FORMAT for the data in the body"
+                )
             infile = self._spool_data(self.server.spool_dir, encoding)
             return insert.with_infile(str(infile), None), infile
         buffer = io.BytesIO()
@@ -321,7 +332,9 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             decompress_stream(io.BytesIO(raw), plain, encoding)
             raw = plain.getvalue()
         text = raw.decode("utf-8", "surrogateescape")
-        query = f"{in_url}\n{text}" if in_url is not None and text else (in_url if in_url is not None else text)
+        query = (
+            f"{in_url}\n{text}" if in_url is not None and text else (in_url if in_url is not None else text)
+        )
         if not query.strip():
             raise QueryError.of(62, "SYNTAX_ERROR", "Empty query")
         insert = split_insert(query)
@@ -365,7 +378,9 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         settings = request.settings()
         parameters = request.query_parameters()
         key = (request.params.get("database", ""), tuple(sorted(settings.items())))
-        with self.server.engine.pooled(key, lambda connection: self._configure(connection, request, settings)) as handle:
+        with self.server.engine.pooled(
+            key, lambda connection: self._configure(connection, request, settings)
+        ) as handle:
             handle.dirty = bool(parameters) or statement in ("SET", "USE", "CREATE")
             return self.server.engine.run(handle.connection, query, default_format)
 
@@ -381,7 +396,9 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             ).data.decode()
             for line in current.splitlines():
                 name, value, changed = line.split("\t")
-                restore.append(f"SET {name} = {_literal(value)}" if changed == "1" else f"SET {name} = DEFAULT")
+                restore.append(
+                    f"SET {name} = {_literal(value)}" if changed == "1" else f"SET {name} = DEFAULT"
+                )
         try:
             self._configure(connection, request, settings)
             return engine.run(connection, query, default_format)
@@ -414,7 +431,9 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], engine: Engine, credentials: tuple[str, str], spool_dir: Path):
+    def __init__(
+        self, address: tuple[str, int], engine: Engine, credentials: tuple[str, str], spool_dir: Path
+    ):
         super().__init__(address, ClickHouseHandler)
         self.engine = engine
         self.credentials = credentials

@@ -70,10 +70,15 @@ class LocalClickHouse:
             return self.status()
         # a killed server's threads may still be releasing its socket for a moment
         grace = 10 if state == "crashed" else 0
-        if not wait_until(lambda: port_is_free(self.config.clickhouse_host, self.config.clickhouse_port), grace):
+        if not wait_until(
+            lambda: port_is_free(self.config.clickhouse_host, self.config.clickhouse_port), grace
+        ):
             raise ServiceError(
                 busy_port_message(
-                    "ClickHouse endpoint", self.config.clickhouse_host, self.config.clickhouse_port, "TSHOP_CLICKHOUSE_PORT"
+                    "ClickHouse endpoint",
+                    self.config.clickhouse_host,
+                    self.config.clickhouse_port,
+                    "TSHOP_CLICKHOUSE_PORT",
                 )
             )
         self.root.mkdir(parents=True, exist_ok=True)
@@ -95,10 +100,16 @@ class LocalClickHouse:
             )  # fmt: skip
         self.pid_file.write_text(str(process.pid))
         # the first start of chDB loads the engine (a few seconds)
-        if not wait_until(lambda: self._answers_ping() or process.poll() is not None, timeout=120, interval=0.2):
-            raise ServiceError(f"the ClickHouse endpoint did not answer /ping; see {self.log_file}:\n{_tail(self.log_file)}")
+        if not wait_until(
+            lambda: self._answers_ping() or process.poll() is not None, timeout=120, interval=0.2
+        ):
+            raise ServiceError(
+                f"the ClickHouse endpoint did not answer /ping; see {self.log_file}:\n{_tail(self.log_file)}"
+            )
         if process.poll() is not None:
-            raise ServiceError(f"the ClickHouse endpoint exited (code {process.returncode}):\n{_tail(self.log_file)}")
+            raise ServiceError(
+                f"the ClickHouse endpoint exited (code {process.returncode}):\n{_tail(self.log_file)}"
+            )
         return self.status()
 
     def stop(self) -> ServiceStatus:

@@ -1,9 +1,9 @@
 -- cdm.sales_datamart in ClickHouse: the PostgreSQL mart's rows, one per version of a sale line.
--- Each run appends the PostgreSQL rows that changed since the watermark (a new version, or a version
--- closed by its successor); the filter is pushed down to PostgreSQL, so a run moves the day, not the
--- history. ReplacingMergeTree keeps one row per (sale_date, sale_id, valid_from): the one with the
--- greatest row_version, and a closed version's row_version (its valid_to) beats the open one's.
--- Read it with FINAL (cdm.sales_datamart_current does).
+-- Each run appends the PostgreSQL rows written since the watermark (`loaded_at` past it: a new version, a
+-- version closed by its successor, a line that entered late); the filter is pushed down to PostgreSQL, so
+-- a run moves the day, not the history. ReplacingMergeTree keeps one row per (sale_date, sale_id,
+-- valid_from): the latest PostgreSQL write (row_version = loaded_at). Read it with FINAL
+-- (cdm.sales_datamart_current does).
 
 {%- set watermark = clickhouse_watermark() %}
 
@@ -25,8 +25,9 @@ postgres_sales_datamart as (
     select *
     from {{ postgresql_table('cdm', 'sales_datamart') }}
     {%- if watermark %}
-    -- ties are read again (>=): ReplacingMergeTree makes re-reading a row a no-op
-    where valid_from >= '{{ watermark }}' or valid_to >= '{{ watermark }}'
+    -- loaded_at is one value per PostgreSQL run and runs are sequential (max_active_runs=1), so every row
+    -- of the last copied run is at the watermark and every later one past it
+    where loaded_at > '{{ watermark }}'
     {%- endif %}
 
 ),
@@ -52,7 +53,8 @@ final as (
         toDateTime64(assumeNotNull(valid_from), 6, 'UTC') as valid_from,
         toNullable(toDateTime64(valid_to, 6, 'UTC')) as valid_to,
         toBool(assumeNotNull(is_current)) as is_current,
-        toUInt64(toUnixTimestamp64Micro(toDateTime64(assumeNotNull(coalesce(valid_to, valid_from)), 6, 'UTC'))) as row_version
+        toDateTime64(assumeNotNull(loaded_at), 6, 'UTC') as loaded_at,
+        toUInt64(toUnixTimestamp64Micro(toDateTime64(assumeNotNull(loaded_at), 6, 'UTC'))) as row_version
     from postgres_sales_datamart
 
 )
