@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shlex
 import sys
 from typing import Annotated
@@ -63,9 +64,13 @@ def services_status() -> None:
 @app.command("pipeline", epilog="Example: tshop pipeline --date 2024-03-05 --generate")
 def pipeline(
     date: Annotated[
-        str | None, typer.Option(help="Logical date of the run (YYYY-MM-DD or ISO timestamp); default: now.")
+        str | None,
+        typer.Option(
+            help="Business day to process (YYYY-MM-DD: the run at 02:00 the next morning), or the run's ISO "
+            "logical date; default: now."
+        ),
     ] = None,
-    generate: Annotated[bool, typer.Option(help="Simulate the logical date's business day first.")] = False,
+    generate: Annotated[bool, typer.Option(help="Simulate that business day into RAW first.")] = False,
 ) -> None:
     """Run one pipeline cycle through Airflow (`airflow dags test`); exit 1 when the run fails."""
     from tshop.orchestration import PipelineError, run_pipeline
@@ -78,7 +83,9 @@ def pipeline(
 
 def _logical_date(date: str | None) -> str | None:
     if date and len(date) == 10:
-        return f"{date}T00:00:00+00:00"
+        from tshop.orchestration import logical_date_for
+
+        return logical_date_for(dt.date.fromisoformat(date))
     return date
 
 

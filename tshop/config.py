@@ -20,6 +20,8 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_AIRFLOW_DATABASE | airflow | Airflow's metadata database, on the same PostgreSQL server |
 | TSHOP_RETRIES | 2 | retries of each pipeline task (with exponential backoff from 30 s) |
 | TSHOP_DBT_EXECUTABLE | `<repo>/.venvs/dbt/bin/dbt` | the dbt of the dbt environment (kept apart from Airflow's) |
+| TSHOP_COSMOS_EXECUTION_MODE | local | how Cosmos runs the dbt nodes: `local` (a dbt process per task) or `watcher` |
+| TSHOP_COSMOS_TEST_BEHAVIOR | build | `build` (a node and its tests in one task) or `after_each` (a test task per node) |
 
 Passwords are never defaults in the repository: the local services generate one per install on first
 start and keep it in `<state>/secrets.env` (mode 0600). `TSHOP_PG_PASSWORD` and `TSHOP_CLICKHOUSE_PASSWORD`
@@ -52,6 +54,8 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_AIRFLOW_DATABASE": "airflow",
     "TSHOP_RETRIES": "2",
     "TSHOP_DBT_EXECUTABLE": str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"),
+    "TSHOP_COSMOS_EXECUTION_MODE": "local",
+    "TSHOP_COSMOS_TEST_BEHAVIOR": "build",
 }
 
 
@@ -210,6 +214,20 @@ class Settings:
     @property
     def dbt_executable(self) -> Path:
         return Path(self.get("TSHOP_DBT_EXECUTABLE"))
+
+    @property
+    def cosmos_execution_mode(self) -> str:
+        return self._choice("TSHOP_COSMOS_EXECUTION_MODE", ("local", "watcher"))
+
+    @property
+    def cosmos_test_behavior(self) -> str:
+        return self._choice("TSHOP_COSMOS_TEST_BEHAVIOR", ("build", "after_each"))
+
+    def _choice(self, name: str, allowed: tuple[str, ...]) -> str:
+        value = self.get(name)
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+        return value
 
     def client_env(self) -> dict[str, str]:
         """The environment a client process (dbt, the generator, Airflow) needs to reach the services."""

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import psycopg
 
 from tshop.config import REPO_ROOT, Settings
-from tshop.orchestration import run_pipeline
+from tshop.orchestration import logical_date_for, run_pipeline
 from tshop.services import local_services
 from tshop.webapps import start_web_apps
 
@@ -65,7 +65,7 @@ def run_demo(config: Settings) -> None:
         generate_demo_shop(config, note)
     with stage("pipeline through Airflow", timings):
         last_day = DEMO_SHOP["start_date"] + dt.timedelta(days=DEMO_SHOP["days"] - 1)
-        run_pipeline(config, f"{last_day.isoformat()}T02:00:00+00:00", generate=False)
+        run_pipeline(config, logical_date_for(last_day), generate=False)
     with stage("dashboard import", timings) as note:
         note("not in this version yet (the Superset issue adds it)")
     with stage("web apps", timings):

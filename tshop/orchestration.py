@@ -7,6 +7,7 @@ airflow.cfg to keep in step: `airflow_env()` is the single place that configures
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import time
@@ -74,14 +75,18 @@ def _fernet_key(config: Settings) -> str:
 
 
 def airflow(
-    config: Settings, *args: str, check: bool = True, capture: bool = False
+    config: Settings, *args: str, check: bool = True, capture: bool = False, timeout: float | None = None
 ) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [str(AIRFLOW_BIN / "airflow"), *args],
-        env=airflow_env(config),
-        capture_output=capture,
-        text=True,
-    )
+    try:
+        result = subprocess.run(
+            [str(AIRFLOW_BIN / "airflow"), *args],
+            env=airflow_env(config),
+            capture_output=capture,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise PipelineError(f"`airflow {' '.join(args)}` did not finish within {timeout:.0f} s") from None
     if check and result.returncode != 0:
         detail = (result.stdout or "")[-3000:] + (result.stderr or "")[-3000:] if capture else ""
         raise PipelineError(f"`airflow {' '.join(args)}` failed (exit {result.returncode}) {detail}")
@@ -111,22 +116,37 @@ def ensure_airflow(config: Settings) -> None:
 
     from importlib.metadata import version
 
-    stamp = home / f".migrated-{version('apache-airflow')}-{quote(config.pg_dsn(), safe='')[-24:]}"
+    # one stamp per Airflow version and metadata database: warehouses on one server share Airflow's records
+    metadata = quote(config.pg_dsn(database=config.airflow_database), safe="")[-24:]
+    stamp = home / f".migrated-{version('apache-airflow')}-{metadata}"
     if not stamp.exists():
         airflow(config, "db", "migrate", capture=True)
         stamp.touch()
 
 
-def run_pipeline(config: Settings, logical_date: str | None = None, generate: bool = False) -> None:
-    """One pipeline cycle through Airflow (`airflow dags test`); raises PipelineError naming what failed."""
+def logical_date_for(business_day: dt.date) -> str:
+    """The logical date of the run that processes `business_day`: 02:00 UTC the next morning."""
+    return f"{business_day + dt.timedelta(days=1)}T02:00:00+00:00"
+
+
+def run_pipeline(
+    config: Settings,
+    logical_date: str | None = None,
+    generate: bool = False,
+    params: dict | None = None,
+    timeout: float | None = None,
+) -> None:
+    """One pipeline cycle through Airflow (`airflow dags test`), with the DAG's `generate` and any other
+    `params`; raises PipelineError naming what failed."""
     compile_manifests(config)
     ensure_airflow(config)
     logical_date = logical_date or time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     result = airflow(
         config,
         "dags", "test", DAG_ID, logical_date,
-        "--conf", json.dumps({"generate": generate}),
+        "--conf", json.dumps({**(params or {}), "generate": generate}),
         check=False,
+        timeout=timeout,
     )  # fmt: skip
     if result.returncode != 0:
         raise PipelineError(
@@ -136,7 +156,16 @@ def run_pipeline(config: Settings, logical_date: str | None = None, generate: bo
 
 def failed_tasks(config: Settings, logical_date: str) -> str:
     """The tasks of the run at `logical_date` that did not succeed, from Airflow's own records."""
-    with psycopg.connect(config.pg_dsn(database=config.airflow_database)) as conn:
+    try:
+        conn = psycopg.connect(config.pg_dsn(database=config.airflow_database), connect_timeout=10)
+    except psycopg.OperationalError as error:
+        address = urlsplit(config.pg_dsn()).netloc.rpartition("@")[2]
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return (
+            f"PostgreSQL at {address} is not reachable ({first_line}); it holds the warehouse and Airflow's "
+            "records. Start it (`make services`) and run the same date again."
+        )
+    with conn:
         rows = conn.execute(
             """select ti.task_id, ti.state
                from task_instance as ti

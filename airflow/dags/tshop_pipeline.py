@@ -1,6 +1,6 @@
 """The T-Shop pipeline, one business day per run (daily at 02:00 UTC for the day before).
 
-For its logical date the DAG
+A run at 02:00 on day D (its logical date) processes business day D-1, which has just ended. It
 1. simulates that business day of the shop into RAW with the generator (skipped with `generate=false`),
 2. builds the PostgreSQL warehouse with dbt: the DDS snapshots, then the CDM mart, each node with its tests,
 3. materialises the mart in ClickHouse with the dbt-clickhouse project,
@@ -13,7 +13,6 @@ sequential (max_active_runs=1): each one moves the SL watermarks the next one st
 
 from __future__ import annotations
 
-import os
 import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,14 +22,19 @@ from airflow.sdk.exceptions import AirflowSkipException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
-REPO_ROOT = Path(os.environ.get("TSHOP_REPO_ROOT", Path(__file__).resolve().parents[2]))
-DBT_PROJECT = Path(os.environ.get("TSHOP_DBT_PROJECT", REPO_ROOT / "dbt_tshop"))
-DBT_CLICKHOUSE_PROJECT = DBT_PROJECT / "clickhouse"
-DBT_EXECUTABLE = os.environ.get("TSHOP_DBT_EXECUTABLE", str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"))
-DATAGEN = os.environ.get(
-    "TSHOP_DATAGEN_EXECUTABLE", str(REPO_ROOT / ".venvs" / "airflow" / "bin" / "tshop-datagen")
-)
-RETRIES = int(os.environ.get("TSHOP_RETRIES", "2"))
+from tshop.config import REPO_ROOT, settings
+from tshop.dbt import CLICKHOUSE_PROJECT, POSTGRES_PROJECT
+
+# every setting comes from tshop.config (environment variables, defaults in one place)
+CONFIG = settings()
+DBT_PROJECT = POSTGRES_PROJECT
+DBT_CLICKHOUSE_PROJECT = CLICKHOUSE_PROJECT
+DBT_EXECUTABLE = str(CONFIG.dbt_executable)
+DATAGEN = str(REPO_ROOT / ".venvs" / "airflow" / "bin" / "tshop-datagen")
+RETRIES = CONFIG.retries
+# how Cosmos runs the dbt nodes (docs/benchmarks.md has what each costs here)
+EXECUTION_MODE = ExecutionMode(CONFIG.cosmos_execution_mode)
+TEST_BEHAVIOR = TestBehavior(CONFIG.cosmos_test_behavior)
 
 # The dbt processes inherit the services' addresses (TSHOP_PG_DSN, TSHOP_CLICKHOUSE_URL) from Airflow's
 # environment and records this run's id in sl.load_metadata.run_id.
@@ -40,7 +44,7 @@ DBT_OPERATOR_ARGS = {
     "env": {"TSHOP_RUN_ID": "{{ run_id }}", "DO_NOT_TRACK": "1"},
 }
 EXECUTION = ExecutionConfig(
-    execution_mode=ExecutionMode.LOCAL,
+    execution_mode=EXECUTION_MODE,
     invocation_mode=InvocationMode.SUBPROCESS,
     dbt_executable_path=DBT_EXECUTABLE,
 )
@@ -50,7 +54,7 @@ EXECUTION = ExecutionConfig(
 # in its first parent's `dbt build` it would run before the other parent exists
 RENDER = RenderConfig(
     load_method=LoadMode.DBT_MANIFEST,
-    test_behavior=TestBehavior.BUILD,
+    test_behavior=TEST_BEHAVIOR,
     exclude=["config.materialized:ephemeral"],
     should_detach_multiple_parents_tests=True,
 )
@@ -86,13 +90,13 @@ def dbt_project(path: Path, name: str) -> ProjectConfig:
 def tshop():
     @task
     def simulate_day() -> None:
-        """Simulate the logical date's business day into RAW. A day already loaded (a cleared or re-run
-        run) is left as it is, so re-running a run ends where the first run ended."""
+        """Simulate the business day before the logical date into RAW. A day already loaded (a cleared
+        or re-run run) is left as it is, so re-running a run ends where the first run ended."""
         context = get_current_context()
         params = context["params"]
         if not params["generate"]:
             raise AirflowSkipException("generation skipped by the `generate` parameter")
-        day = context["logical_date"].strftime("%Y-%m-%d")
+        day = (context["logical_date"] - timedelta(days=1)).strftime("%Y-%m-%d")
         subprocess.run(
             [DATAGEN, "generate", "--customers", str(params["customers"]), "--days", "1",
              "--seed", str(params["seed"]), "--start-date", day, "--skip-loaded"],
@@ -130,7 +134,6 @@ def tshop():
     def reconcile_clickhouse() -> None:
         """ClickHouse's current view must equal PostgreSQL's current mart rows (counts, sums, per day,
         per category)."""
-        from tshop.config import settings
         from tshop.reconcile import reconcile
 
         reconcile(settings())

@@ -4,7 +4,8 @@
 -- too), plus every line still waiting in cdm.sales_rejected. Lines whose customer or product does not
 -- exist yet keep has_customer / has_product false and go to cdm.sales_rejected instead of the mart.
 
-{{ config(materialized='table') }}
+-- A new table each run: analysed at once, so the merge into the mart is planned on real row counts.
+{{ config(materialized='table', post_hook=["analyze {{ this }}"]) }}
 
 with
 

@@ -1,0 +1,164 @@
+"""The DAG end to end on real services (`airflow dags test`, as `make pipeline` runs it): consecutive business
+days, and a run whose PostgreSQL stops halfway, re-run after a restart, against a clean run of the same days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tshop import clients
+from tshop.config import Settings, settings
+from tshop.orchestration import DAG_ID, PipelineError, logical_date_for, run_pipeline
+from tshop.reconcile import differences
+from tshop.services.postgres import LocalPostgres
+
+pytestmark = pytest.mark.slow
+
+SHOP = {"customers": 2000, "seed": 5}
+FIRST_DAY = dt.date(2024, 3, 8)  # a Friday: the three days cross into the weekend
+MART_VALUES = (
+    "sale_id, order_id, sale_date, sold_at, customer_id, customer_name, customer_age, product_id, product_name, "
+    "product_category, product_size, product_price, quantity, total_cost, valid_from, valid_to, is_current"
+)
+STATE_QUERIES = {
+    "raw.customer": "select * from raw.customer order by customer_id",
+    "raw.product": "select * from raw.product order by product_id",
+    "raw.sales": "select * from raw.sales order by sale_id",
+    "dds.customer": "select customer_id, first_name, last_name, valid_from, valid_to from dds.customer order by 1, 4",
+    "dds.product": "select product_id, price, valid_from, valid_to from dds.product order by 1, 3",
+    "dds.sales": "select sale_id, quantity, valid_from, valid_to from dds.sales order by 1, 3",
+    "cdm.sales_datamart": f"select {MART_VALUES} from cdm.sales_datamart order by sale_id, valid_from",
+    "cdm.sales_rejected": "select sale_id, reason from cdm.sales_rejected order by sale_id",
+    # ClickHouse's watermark is a run time (loaded_at), not data: left out
+    "sl.load_metadata": (
+        "select table_name, max_updated_at from sl.load_metadata where table_name not like 'clickhouse.%' "
+        "order by table_name"
+    ),
+}
+
+
+@pytest.fixture
+def new_warehouse(test_settings: Settings, pg_dsn: str, clickhouse_url: str):
+    """A factory of empty warehouse databases (an empty ClickHouse `cdm` with each), run with no retries."""
+    made: list[str] = []
+    ch = clients.clickhouse(test_settings)
+
+    def make(name: str) -> Settings:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        made.append(name)
+        ch.command("drop database if exists cdm")
+        return settings(
+            {**test_settings.env, "TSHOP_PG_DSN": test_settings.pg_dsn(database=name), "TSHOP_RETRIES": "0"}
+        )
+
+    yield make
+    ch.command("drop database if exists cdm")
+    ch.close()
+    LocalPostgres(test_settings).start()  # in case a test left it stopped
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for name in made:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def run_day(config: Settings, day: dt.date) -> None:
+    run_pipeline(config, logical_date_for(day), generate=True, params=SHOP, timeout=900)
+
+
+def state(config: Settings) -> dict[str, list[tuple]]:
+    with psycopg.connect(config.pg_dsn()) as conn:
+        found = {name: conn.execute(query).fetchall() for name, query in STATE_QUERIES.items()}
+    ch = clients.clickhouse(config)
+    try:
+        found["clickhouse current"] = ch.query(
+            "select * from cdm.sales_datamart_current order by sale_id"
+        ).result_rows
+        found["clickhouse versions"] = ch.query(
+            "select sale_id, valid_from, valid_to from cdm.sales_datamart final order by sale_id, valid_from"
+        ).result_rows
+    finally:
+        ch.close()
+    return found
+
+
+def test_three_consecutive_days_build_and_reconcile_after_each(new_warehouse):
+    config = new_warehouse("e2e_three_days")
+    for offset in range(3):
+        day = FIRST_DAY + dt.timedelta(days=offset)
+        run_day(config, day)
+
+        with psycopg.connect(config.pg_dsn()) as conn:
+            assert conn.execute("select max(business_day) from raw.generated_day").fetchone() == (day,)
+            lines_that_day = conn.execute(
+                "select count(*) from cdm.sales_datamart where sale_date = %s and is_current", (day,)
+            ).fetchone()[0]
+            run_ids = conn.execute("select distinct run_id from sl.load_metadata").fetchall()
+        assert lines_that_day > 0, day
+        assert differences(config) == [], day
+        assert any(run_id.startswith("manual__") for (run_id,) in run_ids), run_ids  # Airflow's run id
+
+
+def stop_postgres_once_the_warehouse_runs(
+    test_settings: Settings, config: Settings, logical_date: str
+) -> None:
+    """Wait for a dbt task of the warehouse group to be running in that run, then stop PostgreSQL."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        with psycopg.connect(config.pg_dsn(database=config.airflow_database)) as conn:
+            running = conn.execute(
+                """select ti.task_id from task_instance as ti
+                   join dag_run as run on run.dag_id = ti.dag_id and run.run_id = ti.run_id
+                   where ti.dag_id = %s and run.logical_date = %s::timestamptz
+                     and ti.task_id like 'warehouse.%%' and ti.state = 'running'""",
+                (DAG_ID, logical_date),
+            ).fetchall()
+        if running:
+            time.sleep(1)  # inside dbt's work rather than at its start
+            LocalPostgres(test_settings).stop()
+            return
+        time.sleep(0.3)
+    raise AssertionError("the warehouse task group never started")
+
+
+def test_a_run_whose_postgres_stops_fails_clearly_and_its_rerun_matches_a_clean_run(
+    new_warehouse, test_settings
+):
+    faulty = new_warehouse("e2e_faulty")
+    run_day(faulty, FIRST_DAY)
+    second_day = FIRST_DAY + dt.timedelta(days=1)
+
+    outcome: dict[str, BaseException] = {}
+
+    def run_second_day() -> None:
+        try:
+            run_day(faulty, second_day)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = error
+
+    runner = threading.Thread(target=run_second_day)
+    runner.start()
+    stop_postgres_once_the_warehouse_runs(test_settings, faulty, logical_date_for(second_day))
+    runner.join(timeout=900)
+    assert not runner.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, PipelineError), error
+    assert "PostgreSQL at 127.0.0.1" in str(error) and "not reachable" in str(error)
+
+    LocalPostgres(test_settings).start()
+    run_day(faulty, second_day)
+    after_fault = state(faulty)
+    assert differences(faulty) == []
+
+    clean = new_warehouse("e2e_clean")
+    run_day(clean, FIRST_DAY)
+    run_day(clean, second_day)
+    after_clean = state(clean)
+
+    for name in after_clean:
+        assert after_fault[name] == after_clean[name], name
