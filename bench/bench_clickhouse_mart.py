@@ -4,8 +4,9 @@
    (`dbt run`: ClickHouse reads PostgreSQL through `postgresql()`) against a Python baseline that fetches the
    same rows with psycopg (server-side cursor, 100,000 rows a batch) and inserts them with clickhouse-connect
    into a table of the same engine and columns. Rows per second.
-2. The nine dashboard metrics of CONTRACT section 3 (`tshop/metrics.py`), each timed in ClickHouse on
-   `cdm.sales_datamart_current` and in PostgreSQL on the mart's current rows, with their results compared.
+2. The nine dashboard metrics of CONTRACT section 3 (`tshop/metrics.py`), each timed in ClickHouse as the
+   dashboard asks it (`cdm.sales_daily_summary` or `cdm.sales_datamart_current`) and in PostgreSQL as its
+   reference definition on the mart's current rows, with their results compared.
    Targets: ClickHouse at least 20x faster in total, and every tile under 0.5 s.
 
 The shop comes from bench/shop.py (kept between runs); ClickHouse is a fresh local endpoint.
@@ -60,6 +61,12 @@ def python_transfer(config, ch) -> None:
         cursor.execute(select)
         while rows := cursor.fetchmany(BATCH):
             ch.insert("default.transfer_baseline", rows, column_names=[*COLUMNS, "row_version"])
+
+
+def reads(metric: str) -> str:
+    return (
+        "`sales_daily_summary`" if metrics.SUMMARY in metrics.query(metric, "clickhouse") else "current lines"
+    )
 
 
 def main() -> None:
@@ -119,17 +126,17 @@ def main() -> None:
     total_pg = sum(tile[1] for tile in tiles)
     total_ch = sum(tile[2] for tile in tiles)
     tile_table = markdown_table(
-        ["tile", "PostgreSQL s", "ClickHouse s", "speed-up", "same result"],
+        ["tile", "ClickHouse reads", "PostgreSQL s", "ClickHouse s", "speed-up", "same result"],
         [
-            (name, f"{pg:.3f}", f"{chs:.3f}", f"{pg / chs:.0f}x", "yes" if same else "**no**")
+            (name, reads(name), f"{pg:.3f}", f"{chs:.3f}", f"{pg / chs:.0f}x", "yes" if same else "**no**")
             for name, pg, chs, same in tiles
         ]
-        + [("**all nine**", f"{total_pg:.2f}", f"{total_ch:.2f}", f"{total_pg / total_ch:.0f}x", "")],
+        + [("**all nine**", "", f"{total_pg:.2f}", f"{total_ch:.2f}", f"{total_pg / total_ch:.0f}x", "")],
     )
     slowest = max(tiles, key=lambda tile: tile[2])
     body = (
         f"Shop: {CUSTOMERS:,} initial customers, {DAYS} days; the mart holds {mart_rows:,} rows, "
-        f"{current:,} of them current.\n\n### 1. Transfer\n\n{transfer}\n\n"
+        f"{current:,} of them current. ClickHouse's full load includes `cdm.sales_daily_summary`.\n\n### 1. Transfer\n\n{transfer}\n\n"
         f"### 2. The nine dashboard tiles (medians: 5 runs in ClickHouse, 3 in PostgreSQL, after a warm-up)\n\n"
         f"{tile_table}\n\nTargets: ClickHouse at least 20x faster over the nine tiles "
         f"({total_pg / total_ch:.0f}x), every tile under 0.5 s (slowest: {slowest[0]}, {slowest[2]:.3f} s)."
