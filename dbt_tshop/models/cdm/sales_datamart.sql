@@ -14,7 +14,7 @@
             "create unique index if not exists sales_datamart_version_idx on {{ this }} (sale_id, valid_from)",
             "create index if not exists sales_datamart_sale_date_idx on {{ this }} (sale_date) where is_current",
             "create index if not exists sales_datamart_loaded_at_idx on {{ this }} (loaded_at)",
-            "analyze {{ this }}",
+            "{{ analyze_if_never_analyzed(this) }}",
             "{{ sl_advance_watermark('cdm.sales_datamart', ref('sales_datamart_increment'), 'valid_from', 'has_customer and has_product') }}",
         ],
     )

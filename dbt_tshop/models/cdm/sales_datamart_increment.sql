@@ -9,7 +9,9 @@
 
 with
 
-sales as (
+-- read twice below: left to PostgreSQL's default, a CTE read twice is materialised, all 22 million versions
+-- of it, before the day's few are picked out by valid_from
+sales as not materialized (
 
     select * from {{ ref('sales') }}
 
