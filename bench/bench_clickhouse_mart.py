@@ -14,6 +14,7 @@ The shop comes from bench/shop.py (kept between runs); ClickHouse is a fresh loc
 
 from __future__ import annotations
 
+import json
 import shutil
 import statistics
 import time
@@ -22,7 +23,8 @@ import psycopg
 
 from bench.bench_clickhouse_endpoint import free_port
 from bench.report import markdown_table, write_section
-from bench.shop import CUSTOMERS, DAYS, built_shop
+from bench.shop import CUSTOMERS, built_shop
+from bench.shop import STATE as SHOP_STATE
 from tshop import clients, metrics
 from tshop.config import REPO_ROOT, settings
 from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
@@ -111,6 +113,7 @@ def main() -> None:
                     )
                     tiles.append((metric, in_postgres, in_clickhouse, same))
             current = ch.query("select count() from cdm.sales_datamart_current").result_rows[0][0]
+            days = json.loads((SHOP_STATE / "shop.json").read_text())["days"]
             ch.close()
         finally:
             endpoint.stop()
@@ -135,7 +138,7 @@ def main() -> None:
     )
     slowest = max(tiles, key=lambda tile: tile[2])
     body = (
-        f"Shop: {CUSTOMERS:,} initial customers, {DAYS} days; the mart holds {mart_rows:,} rows, "
+        f"Shop: {CUSTOMERS:,} initial customers, {days} days; the mart holds {mart_rows:,} rows, "
         f"{current:,} of them current. ClickHouse's full load includes `cdm.sales_daily_summary`.\n\n### 1. Transfer\n\n{transfer}\n\n"
         f"### 2. The nine dashboard tiles (medians: 5 runs in ClickHouse, 3 in PostgreSQL, after a warm-up)\n\n"
         f"{tile_table}\n\nTargets: ClickHouse at least 20x faster over the nine tiles "
