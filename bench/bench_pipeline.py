@@ -2,13 +2,14 @@
 `make pipeline` runs it) against the same dbt nodes run with one plain `dbt build` per project, on the same
 data: the demo shop in RAW, copied from one template database for every run, with an empty ClickHouse mart.
 
-Cosmos variants tried: execution mode `local` (one `dbt build --select <node>` process per task) and
-`watcher` (one `dbt build` for the project, each node's task watching its result), with the test
+Cosmos variants: execution mode `local` (one `dbt build --select <node>` process per task) with the test
 behaviours `build` (a node and its tests in one task) and `after_each` (a test task after each node).
+`watcher` (one `dbt build` for the project, each node's task watching its result) hangs under
+`airflow dags test` here and is only run when BENCH_PIPELINE_VARIANTS asks for it.
 Target: the pipeline at most 2x the plain `dbt build` time.
 
 Knobs: BENCH_PIPELINE_CUSTOMERS (default 20,000), BENCH_PIPELINE_DAYS (default 14), BENCH_PIPELINE_VARIANTS
-(comma-separated `mode/behaviour`, default all four).
+(comma-separated `mode/behaviour`, default `local/build,local/after_each`).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ STATE = REPO_ROOT / ".state" / "bench" / "pipeline"
 CUSTOMERS = int(os.environ.get("BENCH_PIPELINE_CUSTOMERS", "20000"))
 DAYS = int(os.environ.get("BENCH_PIPELINE_DAYS", "14"))
 FIRST_DAY = dt.date(2024, 3, 4)
-VARIANTS = os.environ.get(
-    "BENCH_PIPELINE_VARIANTS", "local/build,local/after_each,watcher/build,watcher/after_each"
-)
+# `watcher` is left out by default: under `airflow dags test` its node tasks never saw the producer's
+# results here and the run hung until its timeout (2026-11-23); BENCH_PIPELINE_VARIANTS tries it.
+VARIANTS = os.environ.get("BENCH_PIPELINE_VARIANTS", "local/build,local/after_each")
 
 
 def fresh_warehouse(config: Settings, name: str) -> Settings:
@@ -123,7 +124,10 @@ def main() -> None:
         "the ClickHouse mart and all their tests. The pipeline also starts Airflow (`airflow dags test`), "
         "parses the DAG and runs the reconciliation task.\n\n"
         + markdown_table(["run", "one Airflow task per dbt node", "seconds", "vs plain dbt build"], rows)
-        + "\n\nTarget: the pipeline at most 2x the plain `dbt build`. `InvocationMode.DBT_RUNNER` is not an option "
+        + "\n\nTarget: the pipeline at most 2x the plain `dbt build`. Cosmos' `watcher` mode (one `dbt build` "
+        "watched by a task per node) was tried too: under `airflow dags test` its node tasks waited for results "
+        "the producer task never handed them, and the run hung until its timeout, so it is not measured. "
+        "`InvocationMode.DBT_RUNNER` is not an option "
         "here: dbt lives in its own virtual environment (dbt and Airflow pin conflicting packages), so Cosmos "
         "can only run it as a subprocess."
     )
