@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import statistics
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import clickhouse_connect
 
 from bench.report import markdown_table, write_section
+from bench.timing import median_seconds
 from tshop import clients
 from tshop.config import REPO_ROOT, settings
 from tshop.services.clickhouse import LocalClickHouse
@@ -40,16 +39,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def median_seconds(action, repeats: int) -> float:
-    action()  # warm up
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def main() -> None:

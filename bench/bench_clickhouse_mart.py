@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
-import time
 
 import psycopg
 
@@ -25,6 +23,7 @@ from bench.bench_clickhouse_endpoint import free_port
 from bench.report import markdown_table, write_section
 from bench.shop import CUSTOMERS, built_shop
 from bench.shop import STATE as SHOP_STATE
+from bench.timing import median_seconds, timed
 from tshop import clients, metrics
 from tshop.config import REPO_ROOT, settings
 from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
@@ -37,17 +36,6 @@ COLUMNS = [
     "product_name", "product_category", "product_size", "product_price", "quantity", "total_cost", "valid_from",
     "valid_to", "is_current", "loaded_at",
 ]  # fmt: skip
-
-
-def timed(action) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
-def median_seconds(action, repeats: int) -> float:
-    action()  # warm up
-    return statistics.median(timed(action) for _ in range(repeats))
 
 
 def python_transfer(config, ch) -> None:

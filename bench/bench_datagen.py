@@ -35,6 +35,7 @@ from mimesis import Locale, Person
 
 from bench.bench_clickhouse_endpoint import free_port
 from bench.report import markdown_table, write_section
+from bench.timing import timed
 from datagen.customers import new_customers
 from datagen.purchases import day_sales
 from datagen.vocabulary import vocabulary
@@ -48,12 +49,6 @@ FULL_CUSTOMERS = int(os.environ.get("BENCH_DATAGEN_FULL_CUSTOMERS", "5000000"))
 FULL_DAYS = int(os.environ.get("BENCH_DATAGEN_FULL_DAYS", "90"))
 REGISTERED_FROM = dt.datetime(2023, 3, 4)
 SATURDAY = dt.date(2024, 3, 9)
-
-
-def timed(action: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
 
 
 def median_of(repeats: int, prepare: Callable[[], object], action: Callable[[], object]) -> float:

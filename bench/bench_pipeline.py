@@ -17,13 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import time
 
 import psycopg
 from psycopg import sql
 
 from bench.bench_clickhouse_endpoint import free_port
 from bench.report import markdown_table, write_section
+from bench.timing import timed
 from datagen import ShopSimulation
 from tshop import clients
 from tshop.config import REPO_ROOT, Settings, settings
@@ -50,12 +50,6 @@ def fresh_warehouse(config: Settings, name: str) -> Settings:
     ch.command("drop database if exists cdm")
     ch.close()
     return settings({**config.env, "TSHOP_PG_DSN": config.pg_dsn(database=name), "TSHOP_RETRIES": "0"})
-
-
-def timed(action) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
 
 
 def plain_dbt(config: Settings) -> None:
