@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import time
 
 import psycopg
 from psycopg import sql
@@ -25,6 +24,7 @@ from psycopg import sql
 from bench.bench_clickhouse_endpoint import free_port
 from bench.report import markdown_table, write_section
 from bench.shop import BUILD, STATE
+from bench.timing import timed
 from datagen import ShopSimulation
 from tshop.config import settings
 from tshop.dbt import run_dbt
@@ -37,9 +37,7 @@ TABLES = ("dds.customer", "dds.product", "dds.sales", "cdm.sales_datamart")
 
 
 def timed_build(config, *extra: str) -> float:
-    started = time.perf_counter()
-    run_dbt(config, [*BUILD, *extra])
-    return time.perf_counter() - started
+    return timed(lambda: run_dbt(config, [*BUILD, *extra]))
 
 
 def counts(dsn: str) -> dict[str, int]:
@@ -60,9 +58,7 @@ def main() -> None:
         unfiltered = settings({**config.env, "TSHOP_PG_DSN": config.pg_dsn(database="unfiltered")})
         simulation = ShopSimulation(dsn, seed=7, initial_customers=CUSTOMERS)
 
-        started = time.perf_counter()
-        simulation.run(FIRST_DAY, DAYS)
-        generate_seconds = time.perf_counter() - started
+        generate_seconds = timed(lambda: simulation.run(FIRST_DAY, DAYS))
         initial = timed_build(warehouse)
         initial_lines = counts(dsn)["dds.sales"]
 
