@@ -18,10 +18,13 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_AIRFLOW_PORT | 8080 | port of the Airflow web app (api-server) started by `make demo` |
 | TSHOP_AIRFLOW_USER | admin | the Airflow admin login; its password is generated per install |
 | TSHOP_AIRFLOW_DATABASE | airflow | Airflow's metadata database, on the same PostgreSQL server |
+| TSHOP_SUPERSET_PORT | 8088 | port of the Superset web app started by `make demo` |
+| TSHOP_SUPERSET_USER | admin | the Superset admin login; its password is generated per install |
+| TSHOP_SUPERSET_DATABASE | superset | Superset's metadata database, on the same PostgreSQL server |
 | TSHOP_RETRIES | 2 | retries of each pipeline task (with exponential backoff from 30 s) |
 | TSHOP_DBT_EXECUTABLE | `<repo>/.venvs/dbt/bin/dbt` | the dbt of the dbt environment (kept apart from Airflow's) |
-| TSHOP_COSMOS_EXECUTION_MODE | local | how Cosmos runs the dbt nodes: `local` (a dbt process per task) or `watcher` |
-| TSHOP_COSMOS_TEST_BEHAVIOR | build | `build` (a node and its tests in one task) or `after_each` (a test task per node) |
+| TSHOP_COSMOS_EXECUTION_MODE | watcher | how Cosmos runs the dbt nodes: `watcher` (one `dbt build` per project, each node's task reports its result) or `local` (a dbt process per task) |
+| TSHOP_COSMOS_TEST_BEHAVIOR | after_each | `after_each` (a test task per node) or, with `local` only, `build` (a node and its tests in one task) |
 
 Passwords are never defaults in the repository: the local services generate one per install on first
 start and keep it in `<state>/secrets.env` (mode 0600). `TSHOP_PG_PASSWORD` and `TSHOP_CLICKHOUSE_PASSWORD`
@@ -52,10 +55,13 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_AIRFLOW_PORT": "8080",
     "TSHOP_AIRFLOW_USER": "admin",
     "TSHOP_AIRFLOW_DATABASE": "airflow",
+    "TSHOP_SUPERSET_PORT": "8088",
+    "TSHOP_SUPERSET_USER": "admin",
+    "TSHOP_SUPERSET_DATABASE": "superset",
     "TSHOP_RETRIES": "2",
     "TSHOP_DBT_EXECUTABLE": str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"),
-    "TSHOP_COSMOS_EXECUTION_MODE": "local",
-    "TSHOP_COSMOS_TEST_BEHAVIOR": "build",
+    "TSHOP_COSMOS_EXECUTION_MODE": "watcher",
+    "TSHOP_COSMOS_TEST_BEHAVIOR": "after_each",
 }
 
 
@@ -203,6 +209,27 @@ class Settings:
     def airflow_database(self) -> str:
         return self.get("TSHOP_AIRFLOW_DATABASE")
 
+    # -- Superset --------------------------------------------------------------------------------
+    @property
+    def superset_home(self) -> Path:
+        return self.state_dir / "superset"
+
+    @property
+    def superset_port(self) -> int:
+        return _port("TSHOP_SUPERSET_PORT", self.get("TSHOP_SUPERSET_PORT"))
+
+    @property
+    def superset_user(self) -> str:
+        return self.get("TSHOP_SUPERSET_USER")
+
+    @property
+    def superset_password(self) -> str:
+        return self.secret("TSHOP_SUPERSET_PASSWORD")
+
+    @property
+    def superset_database(self) -> str:
+        return self.get("TSHOP_SUPERSET_DATABASE")
+
     @property
     def retries(self) -> int:
         value = self.get("TSHOP_RETRIES")
@@ -221,7 +248,14 @@ class Settings:
 
     @property
     def cosmos_test_behavior(self) -> str:
-        return self._choice("TSHOP_COSMOS_TEST_BEHAVIOR", ("build", "after_each"))
+        behavior = self._choice("TSHOP_COSMOS_TEST_BEHAVIOR", ("build", "after_each"))
+        if behavior == "build" and self.cosmos_execution_mode == "watcher":
+            # in watcher mode the producer task runs the one `dbt build`; a node task cannot build
+            raise ConfigError(
+                "TSHOP_COSMOS_TEST_BEHAVIOR=build needs TSHOP_COSMOS_EXECUTION_MODE=local; "
+                "watcher mode runs the tests in its one `dbt build` and reports them with `after_each`"
+            )
+        return behavior
 
     def _choice(self, name: str, allowed: tuple[str, ...]) -> str:
         value = self.get(name)

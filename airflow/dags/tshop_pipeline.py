@@ -21,6 +21,8 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.operators._watcher.base import BaseConsumerSensor
+from cosmos.operators.watcher import DbtProducerWatcherOperator
 
 from tshop.config import REPO_ROOT, settings
 from tshop.dbt import CLICKHOUSE_PROJECT, POSTGRES_PROJECT
@@ -51,13 +53,33 @@ EXECUTION = ExecutionConfig(
 # one task per dbt node, running `dbt build --select <node>`: the node and its tests in one dbt process
 # ephemeral models are compiled into the snapshots that read them: no task of their own
 # a test with several parents (sales_datamart -> dds.product) gets its own task after all of them: left
-# in its first parent's `dbt build` it would run before the other parent exists
+# in its first parent's `dbt build` it would run before the other parent exists. In watcher mode one
+# `dbt build` orders every test itself, and the producer reports no result for a detached test's task.
 RENDER = RenderConfig(
     load_method=LoadMode.DBT_MANIFEST,
     test_behavior=TEST_BEHAVIOR,
     exclude=["config.materialized:ephemeral"],
-    should_detach_multiple_parents_tests=True,
+    should_detach_multiple_parents_tests=EXECUTION_MODE is ExecutionMode.LOCAL,
 )
+
+
+def producer_first(group: DbtTaskGroup) -> None:
+    """In watcher mode, have the node tasks read the producer's results after its `dbt build` ends.
+
+    Cosmos starts them alongside the producer and lets them wait for its results. `airflow dags test`
+    (what `make pipeline` runs) runs one task at a time, so a node task that started first waited for a
+    producer that could not start. Once the producer has ended, every node's result is there at the first
+    look, so a node task needs no triggerer and no worker slot held while it waits.
+    """
+    tasks = list(group.iter_tasks())
+    producer = next(task for task in tasks if isinstance(task, DbtProducerWatcherOperator))
+    in_group = {task.task_id for task in tasks}
+    for task in tasks:
+        if isinstance(task, BaseConsumerSensor):
+            task.deferrable = False
+            task.poke_interval = 1
+            if not task.upstream_task_ids & in_group:
+                producer >> task
 
 
 def dbt_project(path: Path, name: str) -> ProjectConfig:
@@ -129,6 +151,10 @@ def tshop():
         # the compiled SQL holds PostgreSQL's credentials (postgresql() table function): never show it
         operator_args={**DBT_OPERATOR_ARGS, "should_store_compiled_sql": False},
     )
+
+    if EXECUTION_MODE is ExecutionMode.WATCHER:
+        producer_first(warehouse)
+        producer_first(clickhouse_mart)
 
     @task
     def reconcile_clickhouse() -> None:

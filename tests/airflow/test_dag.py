@@ -1,4 +1,5 @@
-"""The T-Shop DAG parses without errors, and every dbt node of both projects is an Airflow task."""
+"""The T-Shop DAG parses without errors, and every dbt node of both projects is an Airflow task, in the default
+Cosmos mode (watcher, a test task after each node) and in local mode (a `dbt build` per node)."""
 
 from __future__ import annotations
 
@@ -27,18 +28,31 @@ print(json.dumps({{
 """
 
 
-@pytest.fixture(scope="module")
-def dag_summary(test_settings: Settings, pg_dsn: str) -> dict:
+# (execution mode, test behaviour): the default, and the mode that builds each node in its own dbt process
+MODES = [("watcher", "after_each"), ("local", "build")]
+# the task that runs (local) or reports (watcher) a node: `<name>_<type>_build` with tests in the node's
+# build, `<name>.<verb>` in a task group with a test task, `<name>_<verb>` for a node without tests
+VERBS = {"model": "run", "snapshot": "snapshot", "seed": "seed"}
+
+
+@pytest.fixture(scope="module", params=MODES, ids=lambda mode: "/".join(mode))
+def dag_summary(request, test_settings: Settings, pg_dsn: str) -> dict:
+    mode, behavior = request.param
     compile_manifests(test_settings)
+    env = {
+        **airflow_env(test_settings),
+        "TSHOP_COSMOS_EXECUTION_MODE": mode,
+        "TSHOP_COSMOS_TEST_BEHAVIOR": behavior,
+    }
     probe = subprocess.run(
         [sys.executable, "-c", DAGBAG_PROBE.format(folder=str(DAGS_FOLDER), dag_id=DAG_ID)],
-        env=airflow_env(test_settings),
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
-    return json.loads(probe.stdout.strip().splitlines()[-1])
+    return {**json.loads(probe.stdout.strip().splitlines()[-1]), "mode": mode}
 
 
 def manifest_nodes(project) -> set[tuple[str, str]]:
@@ -66,7 +80,21 @@ def test_every_dbt_node_of_both_projects_is_a_task(dag_summary):
         nodes = manifest_nodes(project)
         assert nodes, f"{project.name} has dbt nodes"
         for resource_type, name in nodes:
-            assert f"{group}.{name}_{resource_type}_build" in tasks, (group, resource_type, name)
+            verb = VERBS[resource_type]
+            candidates = {
+                f"{group}.{name}_{resource_type}_build",
+                f"{group}.{name}.{verb}",
+                f"{group}.{name}_{verb}",
+            }
+            assert candidates & tasks, (group, resource_type, name)
+
+
+def test_watcher_mode_runs_one_dbt_build_per_project(dag_summary):
+    if dag_summary["mode"] != "watcher":
+        pytest.skip("local mode runs a dbt process per node, no producer task")
+    assert {"warehouse.dbt_producer_watcher", "clickhouse_mart.dbt_producer_watcher"} <= set(
+        dag_summary["tasks"]
+    )
 
 
 def test_runs_are_sequential_and_tasks_retry(dag_summary):
@@ -80,6 +108,10 @@ def test_the_generator_day_is_a_task_of_its_own(dag_summary):
 
 def test_a_test_with_two_parents_runs_after_both(dag_summary):
     # sales_datamart.product_id -> dds.product: inside the snapshot's build it would run before the mart exists
+    if dag_summary["mode"] == "watcher":
+        pytest.skip(
+            "watcher mode runs every test in the producer's one `dbt build`, which orders them itself"
+        )
     detached = [
         task for task in dag_summary["tasks"] if task.startswith("warehouse.relationships_sales_datamart")
     ]

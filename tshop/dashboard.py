@@ -1,0 +1,152 @@
+"""Superset on the local machine: its metadata database, its admin, the dashboard bundle, the web app.
+
+Superset runs from its own environment (`.venvs/superset`) and is configured only by the environment that
+`superset_env()` builds (tshop/superset_config.py reads it). Its metadata lives in its own database on the
+warehouse's PostgreSQL server. The dashboard is `superset_assets/`, imported by `tshop.superset_bundle`
+inside Superset's Python.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from importlib.metadata import PackageNotFoundError
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+import psycopg
+from psycopg import sql
+
+from tshop.config import REPO_ROOT, Settings
+from tshop.services._process import ServiceError, busy_port_message, port_is_free, wait_until
+from tshop.services.background import BackgroundProcess
+
+SUPERSET_BIN = REPO_ROOT / ".venvs" / "superset" / "bin"
+BUNDLE = REPO_ROOT / "superset_assets"
+SUPERSET_CONFIG = REPO_ROOT / "tshop" / "superset_config.py"
+# the bundle's dashboard, and the ClickHouse database its dataset reads
+DASHBOARD_SLUG = "tshop"
+CLICKHOUSE_DATABASE = "cdm"
+
+
+class DashboardError(RuntimeError):
+    """Superset could not be set up, or the bundle could not be imported or exported."""
+
+
+def clickhouse_uri(config: Settings) -> tuple[str, str]:
+    """(`clickhousedb://user@host:port/cdm`, password) of the ClickHouse this install's dashboard reads."""
+    parts = urlsplit(config.clickhouse_url)
+    user = unquote(parts.username or "default")
+    port = parts.port or (8443 if parts.scheme == "https" else 8123)
+    query = "?secure=true" if parts.scheme == "https" else ""
+    uri = f"clickhousedb://{quote(user, safe='')}@{parts.hostname}:{port}/{CLICKHOUSE_DATABASE}{query}"
+    return uri, unquote(parts.password or "")
+
+
+def superset_env(config: Settings) -> dict[str, str]:
+    metadata = urlsplit(config.pg_dsn(database=config.superset_database))
+    uri, password = clickhouse_uri(config)
+    return {
+        **config.client_env(),
+        "SUPERSET_CONFIG_PATH": str(SUPERSET_CONFIG),
+        "SUPERSET_HOME": str(config.superset_home),
+        "FLASK_APP": "superset",
+        # tshop.superset_bundle runs in Superset's Python and imports nothing else from T-Shop
+        "PYTHONPATH": str(REPO_ROOT),
+        "TSHOP_SUPERSET_SECRET_KEY": config.secret("TSHOP_SUPERSET_SECRET_KEY"),
+        "TSHOP_SUPERSET_DATABASE_URI": metadata._replace(scheme="postgresql+psycopg2").geturl(),
+        "TSHOP_SUPERSET_USER": config.superset_user,
+        "TSHOP_SUPERSET_CLICKHOUSE_URI": uri,
+        "TSHOP_SUPERSET_CLICKHOUSE_PASSWORD": password,
+        "SCARF_ANALYTICS": "false",
+    }
+
+
+def superset(config: Settings, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run Superset's CLI (or, with `-m`, a module in Superset's Python); raise DashboardError on failure."""
+    command = [str(SUPERSET_BIN / "python"), *args] if args[0] == "-m" else [str(SUPERSET_BIN / "superset"), *args]
+    result = subprocess.run(
+        command, env=env or superset_env(config), capture_output=True, text=True, timeout=900, cwd=REPO_ROOT
+    )
+    if result.returncode != 0:
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        detail = "\n".join(errors) or (result.stdout[-2000:] + result.stderr[-3000:])
+        raise DashboardError(f"`superset {' '.join(args[:3])}` failed (exit {result.returncode}): {detail}")
+    return result.stdout
+
+
+def _superset_version() -> str:
+    result = subprocess.run(
+        [str(SUPERSET_BIN / "python"), "-c", "from importlib.metadata import version; print(version('apache-superset'))"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise PackageNotFoundError("apache-superset is not installed in .venvs/superset (make envs)")
+    return result.stdout.strip()
+
+
+def ensure_superset(config: Settings) -> None:
+    """Create Superset's database, migrate it, set up its roles, and create (or re-password) the admin."""
+    home = config.superset_home
+    home.mkdir(parents=True, exist_ok=True)
+    with psycopg.connect(config.pg_dsn(database="postgres"), autocommit=True) as conn:
+        if not conn.execute(
+            "select 1 from pg_database where datname = %s", (config.superset_database,)
+        ).fetchone():
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(config.superset_database)))
+
+    # once per Superset version and metadata database
+    metadata = quote(config.pg_dsn(database=config.superset_database), safe="")[-24:]
+    stamp = home / f".initialised-{_superset_version()}-{metadata}"
+    if not stamp.exists():
+        superset(config, "db", "upgrade")
+        superset(config, "init")
+        stamp.touch()
+    user, password = config.superset_user, config.superset_password
+    output = superset(
+        config, "fab", "create-admin", "--username", user, "--firstname", "T-Shop", "--lastname", "Admin",
+        "--email", f"{user}@tshop.invalid", "--password", password,
+    )  # fmt: skip
+    if "already exist" in output:
+        # the generated password is the one to print: keep the stored one equal to it
+        superset(config, "fab", "reset-password", "--username", user, "--password", password)
+
+
+def import_dashboard(config: Settings, bundle: Path = BUNDLE) -> None:
+    """Import (overwrite) the bundle. The ClickHouse login is tried first: a wrong one changes nothing."""
+    ensure_superset(config)
+    superset(config, "-m", "tshop.superset_bundle", "import", str(bundle))
+
+
+def export_dashboard(config: Settings, bundle: Path = BUNDLE) -> list[str]:
+    """Write the dashboard as Superset now holds it (edits made in the UI) back into the bundle."""
+    output = superset(config, "-m", "tshop.superset_bundle", "export", str(bundle))
+    return [line.removeprefix("exported ") for line in output.splitlines() if line.startswith("exported ")]
+
+
+def web_app(config: Settings) -> BackgroundProcess:
+    address = f"http://127.0.0.1:{config.superset_port}"
+    command = [
+        str(SUPERSET_BIN / "gunicorn"), "--bind", f"127.0.0.1:{config.superset_port}",
+        "--workers", "2", "--threads", "4", "--timeout", "120", "superset.app:create_app()",
+    ]  # fmt: skip
+    return BackgroundProcess("superset", command, config.superset_home / "run", address, superset_env(config))
+
+
+def start_web_app(config: Settings):
+    app = web_app(config)
+    if app.status().state != "running" and not port_is_free("127.0.0.1", config.superset_port):
+        raise ServiceError(busy_port_message("Superset", "127.0.0.1", config.superset_port, "TSHOP_SUPERSET_PORT"))
+    status = app.start()
+    if not wait_until(lambda: _healthy(config), timeout=120, interval=1):
+        raise ServiceError(f"Superset did not answer on port {config.superset_port}; see {app.log_file}")
+    return status
+
+
+def _healthy(config: Settings) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{config.superset_port}/health", timeout=5) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
