@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -19,6 +18,7 @@ from bench.report import markdown_table, write_section
 from bench.timing import median_seconds
 from tshop import clients
 from tshop.config import REPO_ROOT, settings
+from tshop.services._process import free_port
 from tshop.services.clickhouse import LocalClickHouse
 
 STATE = REPO_ROOT / ".state" / "bench" / "clickhouse-endpoint"
@@ -33,12 +33,6 @@ TABLE = (
     "create table if not exists default.bench_rows (id Int64, name String, at DateTime64(6, 'UTC'), "
     "price Decimal(12, 2)) engine = MergeTree order by id"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:

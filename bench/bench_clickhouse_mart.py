@@ -19,7 +19,6 @@ import shutil
 
 import psycopg
 
-from bench.bench_clickhouse_endpoint import free_port
 from bench.report import markdown_table, write_section
 from bench.shop import CUSTOMERS, built_shop
 from bench.shop import STATE as SHOP_STATE
@@ -27,6 +26,7 @@ from bench.timing import median_seconds, timed
 from tshop import clients, metrics
 from tshop.config import REPO_ROOT, settings
 from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
+from tshop.services._process import free_port
 from tshop.services.clickhouse import LocalClickHouse
 
 STATE = REPO_ROOT / ".state" / "bench" / "clickhouse-mart"

@@ -33,7 +33,6 @@ import numpy as np
 import psycopg
 from mimesis import Locale, Person
 
-from bench.bench_clickhouse_endpoint import free_port
 from bench.report import markdown_table, write_section
 from bench.timing import timed
 from datagen.customers import new_customers
@@ -41,6 +40,7 @@ from datagen.purchases import day_sales
 from datagen.vocabulary import vocabulary
 from datagen.writer import RawWriter, create_raw_tables
 from tshop.config import REPO_ROOT, settings
+from tshop.services._process import free_port
 from tshop.services.postgres import LocalPostgres
 
 STATE = REPO_ROOT / ".state" / "bench" / "datagen"

@@ -21,13 +21,13 @@ import shutil
 import psycopg
 from psycopg import sql
 
-from bench.bench_clickhouse_endpoint import free_port
 from bench.report import markdown_table, write_section
 from bench.shop import BUILD, STATE
 from bench.timing import timed
 from datagen import ShopSimulation
 from tshop.config import settings
 from tshop.dbt import run_dbt
+from tshop.services._process import free_port
 from tshop.services.postgres import LocalPostgres
 
 CUSTOMERS = int(os.environ.get("BENCH_WAREHOUSE_CUSTOMERS", "5000000"))

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from bench.bench_clickhouse_endpoint import free_port
 from datagen import ShopSimulation
 from tshop.config import REPO_ROOT, Settings, settings
 from tshop.dbt import run_dbt
+from tshop.services._process import free_port
 from tshop.services.postgres import LocalPostgres
 
 STATE = REPO_ROOT / ".state" / "bench" / "shop"

@@ -56,6 +56,13 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for test and benchmark instances)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

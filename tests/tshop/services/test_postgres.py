@@ -18,16 +18,10 @@ import pytest
 
 from tshop.config import REPO_ROOT, settings
 from tshop.services import ServiceError
-from tshop.services._process import pid_alive, wait_until
+from tshop.services._process import free_port, pid_alive, wait_until
 from tshop.services.postgres import LocalPostgres, binary
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
