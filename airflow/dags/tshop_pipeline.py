@@ -71,15 +71,15 @@ def producer_first(group: DbtTaskGroup) -> None:
     producer that could not start. Once the producer has ended, every node's result is there at the first
     look, so a node task needs no triggerer and no worker slot held while it waits.
     """
-    tasks = list(group.iter_tasks())
-    producer = next(task for task in tasks if isinstance(task, DbtProducerWatcherOperator))
-    in_group = {task.task_id for task in tasks}
-    for task in tasks:
-        if isinstance(task, BaseConsumerSensor):
-            task.deferrable = False
-            task.poke_interval = 1
-            if not task.upstream_task_ids & in_group:
-                producer >> task
+    operators = list(group.iter_tasks())
+    producer = next(op for op in operators if isinstance(op, DbtProducerWatcherOperator))
+    in_group = {op.task_id for op in operators}
+    for node in operators:
+        if isinstance(node, BaseConsumerSensor):
+            node.deferrable = False
+            node.poke_interval = 1
+            if not node.upstream_task_ids & in_group:
+                producer >> node
 
 
 def dbt_project(path: Path, name: str) -> ProjectConfig:
@@ -96,7 +96,11 @@ def dbt_project(path: Path, name: str) -> ProjectConfig:
     catchup=False,
     max_active_runs=1,
     params={
-        "generate": Param(True, type="boolean", description="Simulate the business day before building."),
+        "generate": Param(
+            CONFIG.pipeline_generates,
+            type="boolean",
+            description="Simulate the business day before building.",
+        ),
         "customers": Param(20000, type="integer", minimum=1, description="Initial customers of a new shop."),
         "seed": Param(42, type="integer", description="Generator seed."),
     },
