@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tshop.config import ConfigError, settings
+from tshop.config import REPO_ROOT, ConfigError, settings
 from tshop.dbt import DbtError
 from tshop.services import ServiceError, local_services
 
@@ -87,6 +87,36 @@ def _logical_date(date: str | None) -> str | None:
 
         return logical_date_for(dt.date.fromisoformat(date))
     return date
+
+
+dashboard_app = typer.Typer(help="The Superset dashboard as code (superset_assets/).", no_args_is_help=True)
+app.add_typer(dashboard_app, name="dashboard")
+
+
+@dashboard_app.command("import")
+def dashboard_import() -> None:
+    """Set up Superset's metadata and admin, and import superset_assets/ (overwriting); print the login."""
+    from tshop.dashboard import DashboardError, import_dashboard
+
+    config = settings()
+    try:
+        import_dashboard(config)
+    except (DashboardError, ServiceError, ConfigError) as error:
+        _fail(error)
+    typer.echo(f"imported {REPO_ROOT / 'superset_assets'}")
+    typer.echo(f"Superset login: {config.superset_user} / {config.superset_password}")
+
+
+@dashboard_app.command("export")
+def dashboard_export() -> None:
+    """Write the dashboard as the running Superset holds it (edits made in the UI) into superset_assets/."""
+    from tshop.dashboard import DashboardError, export_dashboard
+
+    try:
+        for path in export_dashboard(settings()):
+            typer.echo(f"exported {path}")
+    except (DashboardError, ConfigError) as error:
+        _fail(error)
 
 
 webapps_app = typer.Typer(help="The Airflow and Superset web apps.", no_args_is_help=True)

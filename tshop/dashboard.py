@@ -2,7 +2,7 @@
 
 Superset runs from its own environment (`.venvs/superset`) and is configured only by the environment that
 `superset_env()` builds (tshop/superset_config.py reads it). Its metadata lives in its own database on the
-warehouse's PostgreSQL server. The dashboard is `superset_assets/`, imported by `tshop.superset_bundle`
+warehouse's PostgreSQL server. The dashboard is `superset_assets/`, imported by `tshop.superset_cli`
 inside Superset's Python.
 """
 
@@ -28,6 +28,20 @@ DASHBOARD_SLUG = "tshop"
 CLICKHOUSE_DATABASE = "cdm"
 
 
+# the chart that shows each tile of CONTRACT section 3 (the keys of tshop.metrics)
+CHART_METRICS = {
+    "Revenue per day": "revenue per day",
+    "Revenue per day by category": "revenue per day and category",
+    "Revenue by age band": "revenue by age band",
+    "Revenue": "revenue",
+    "Customers": "customers",
+    "Items per cheque": "items per cheque",
+    "Average cheque": "average cheque",
+    "Average age": "average age",
+    "Most popular size": "most popular size",
+}
+
+
 class DashboardError(RuntimeError):
     """Superset could not be set up, or the bundle could not be imported or exported."""
 
@@ -50,11 +64,12 @@ def superset_env(config: Settings) -> dict[str, str]:
         "SUPERSET_CONFIG_PATH": str(SUPERSET_CONFIG),
         "SUPERSET_HOME": str(config.superset_home),
         "FLASK_APP": "superset",
-        # tshop.superset_bundle runs in Superset's Python and imports nothing else from T-Shop
+        # tshop.superset_cli runs in Superset's Python and imports nothing else from T-Shop
         "PYTHONPATH": str(REPO_ROOT),
         "TSHOP_SUPERSET_SECRET_KEY": config.secret("TSHOP_SUPERSET_SECRET_KEY"),
         "TSHOP_SUPERSET_DATABASE_URI": metadata._replace(scheme="postgresql+psycopg2").geturl(),
         "TSHOP_SUPERSET_USER": config.superset_user,
+        "TSHOP_SUPERSET_PASSWORD": config.superset_password,
         "TSHOP_SUPERSET_CLICKHOUSE_URI": uri,
         "TSHOP_SUPERSET_CLICKHOUSE_PASSWORD": password,
         "SCARF_ANALYTICS": "false",
@@ -63,7 +78,9 @@ def superset_env(config: Settings) -> dict[str, str]:
 
 def superset(config: Settings, *args: str, env: dict[str, str] | None = None) -> str:
     """Run Superset's CLI (or, with `-m`, a module in Superset's Python); raise DashboardError on failure."""
-    command = [str(SUPERSET_BIN / "python"), *args] if args[0] == "-m" else [str(SUPERSET_BIN / "superset"), *args]
+    command = (
+        [str(SUPERSET_BIN / "python"), *args] if args[0] == "-m" else [str(SUPERSET_BIN / "superset"), *args]
+    )
     result = subprocess.run(
         command, env=env or superset_env(config), capture_output=True, text=True, timeout=900, cwd=REPO_ROOT
     )
@@ -85,7 +102,8 @@ def _superset_version() -> str:
 
 
 def ensure_superset(config: Settings) -> None:
-    """Create Superset's database, migrate it, set up its roles, and create (or re-password) the admin."""
+    """Create Superset's database, migrate it and set up its roles (once), and create the admin or set its
+    password to this install's generated one."""
     home = config.superset_home
     home.mkdir(parents=True, exist_ok=True)
     with psycopg.connect(config.pg_dsn(database="postgres"), autocommit=True) as conn:
@@ -101,25 +119,18 @@ def ensure_superset(config: Settings) -> None:
         superset(config, "db", "upgrade")
         superset(config, "init")
         stamp.touch()
-    user, password = config.superset_user, config.superset_password
-    output = superset(
-        config, "fab", "create-admin", "--username", user, "--firstname", "T-Shop", "--lastname", "Admin",
-        "--email", f"{user}@tshop.invalid", "--password", password,
-    )  # fmt: skip
-    if "already exist" in output:
-        # the generated password is the one to print: keep the stored one equal to it
-        superset(config, "fab", "reset-password", "--username", user, "--password", password)
+    superset(config, "-m", "tshop.superset_cli", "admin")
 
 
 def import_dashboard(config: Settings, bundle: Path = BUNDLE) -> None:
     """Import (overwrite) the bundle. The ClickHouse login is tried first: a wrong one changes nothing."""
     ensure_superset(config)
-    superset(config, "-m", "tshop.superset_bundle", "import", str(bundle))
+    superset(config, "-m", "tshop.superset_cli", "import", str(bundle))
 
 
 def export_dashboard(config: Settings, bundle: Path = BUNDLE) -> list[str]:
     """Write the dashboard as Superset now holds it (edits made in the UI) back into the bundle."""
-    output = superset(config, "-m", "tshop.superset_bundle", "export", str(bundle))
+    output = superset(config, "-m", "tshop.superset_cli", "export", str(bundle))
     return [line.removeprefix("exported ") for line in output.splitlines() if line.startswith("exported ")]
 
 
@@ -133,9 +144,12 @@ def web_app(config: Settings) -> BackgroundProcess:
 
 
 def start_web_app(config: Settings):
+    ensure_superset(config)
     app = web_app(config)
     if app.status().state != "running" and not port_is_free("127.0.0.1", config.superset_port):
-        raise ServiceError(busy_port_message("Superset", "127.0.0.1", config.superset_port, "TSHOP_SUPERSET_PORT"))
+        raise ServiceError(
+            busy_port_message("Superset", "127.0.0.1", config.superset_port, "TSHOP_SUPERSET_PORT")
+        )
     status = app.start()
     if not wait_until(lambda: _healthy(config), timeout=120, interval=1):
         raise ServiceError(f"Superset did not answer on port {config.superset_port}; see {app.log_file}")

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import psycopg
 
 from tshop.config import REPO_ROOT, Settings
+from tshop.dashboard import DASHBOARD_SLUG, import_dashboard
 from tshop.orchestration import logical_date_for, run_pipeline
 from tshop.services import local_services
 from tshop.webapps import start_web_apps
@@ -66,8 +67,8 @@ def run_demo(config: Settings) -> None:
     with stage("pipeline through Airflow", timings):
         last_day = DEMO_SHOP["start_date"] + dt.timedelta(days=DEMO_SHOP["days"] - 1)
         run_pipeline(config, logical_date_for(last_day), generate=False)
-    with stage("dashboard import", timings) as note:
-        note("not in this version yet (the Superset issue adds it)")
+    with stage("dashboard import (Superset)", timings):
+        import_dashboard(config)
     with stage("web apps", timings):
         for status in start_web_apps(config):
             print(f"    {status}")
@@ -78,6 +79,8 @@ def run_demo(config: Settings) -> None:
     print(
         "\nT-Shop is running:\n"
         f"  Airflow   http://127.0.0.1:{config.airflow_port}   login {config.airflow_user} / {config.airflow_password}\n"
+        f"  Superset  http://127.0.0.1:{config.superset_port}/superset/dashboard/{DASHBOARD_SLUG}/   "
+        f"login {config.superset_user} / {config.superset_password}\n"
         f'  Warehouse eval "$(make env)"; then psql "$TSHOP_PG_DSN" or `make psql`\n'
         "  Stop everything with `make stop`."
     )

@@ -1,11 +1,12 @@
-"""Import `superset_assets/` into Superset and export it back, run by Superset's own Python.
+"""What T-Shop does inside Superset's own Python: set up the admin, import `superset_assets/`, export it back.
 
-`python -m tshop.superset_bundle import|export <bundle dir>` inside Superset's environment (with
+`python -m tshop.superset_cli admin|import|export <bundle dir>` inside Superset's environment (with
 SUPERSET_CONFIG_PATH pointing at tshop/superset_config.py). It imports nothing else from T-Shop: the Superset
 environment has Superset's packages, not ours. `tshop.dashboard` runs it with everything it needs in the
 environment:
 
-- TSHOP_SUPERSET_USER: the admin the import runs as (it owns what it creates);
+- TSHOP_SUPERSET_USER, TSHOP_SUPERSET_PASSWORD: the admin (created, or its password set, by `admin`), whom
+  the import runs as (it owns what it creates);
 - TSHOP_SUPERSET_CLICKHOUSE_URI: the `clickhousedb://user@host:port/cdm` this install reaches ClickHouse at;
 - TSHOP_SUPERSET_CLICKHOUSE_PASSWORD: its password.
 
@@ -72,6 +73,25 @@ def _as_admin() -> None:
     g.user = user
 
 
+def ensure_admin() -> str:
+    """Create the admin, or set its password to this install's generated one (the one `make demo` prints)."""
+    with _app_context():
+        from superset import db, security_manager
+
+        username, password = os.environ["TSHOP_SUPERSET_USER"], os.environ["TSHOP_SUPERSET_PASSWORD"]
+        user = security_manager.find_user(username=username)
+        if user is None:
+            admin = security_manager.find_role("Admin")
+            if security_manager.add_user(
+                username, "T-Shop", "Admin", f"{username}@tshop.invalid", admin, password
+            ):
+                return f"created admin {username}"
+            raise BundleError(f"Superset could not create the admin {username!r}")
+        security_manager.reset_password(user.id, password)
+        db.session.commit()
+        return f"admin {username} has this install's password"
+
+
 def read_bundle(bundle: Path) -> dict[str, str]:
     """The bundle's files as Superset's importer takes them: {relative path: text}."""
     files = {"metadata.yaml": (bundle / "metadata.yaml").read_text()}
@@ -110,7 +130,9 @@ def import_bundle(bundle: Path) -> None:
         if name.startswith("databases/"):
             config = yaml.safe_load(contents[name])
             # Superset keeps the stored password only behind its mask; a URI without one clears it
-            config["sqlalchemy_uri"] = make_url(uri).set(password=PASSWORD_MASK).render_as_string(hide_password=False)
+            config["sqlalchemy_uri"] = (
+                make_url(uri).set(password=PASSWORD_MASK).render_as_string(hide_password=False)
+            )
             contents[name] = yaml.safe_dump(config, sort_keys=False)
             passwords[name] = password
     with _app_context():
@@ -136,7 +158,9 @@ def import_bundle(bundle: Path) -> None:
             try:
                 command(part, passwords=passwords, overwrite=True).run()
             except CommandInvalidError as error:
-                raise BundleError(f"Superset refused the bundle in {bundle}: {error.normalized_messages()}") from None
+                raise BundleError(
+                    f"Superset refused the bundle in {bundle}: {error.normalized_messages()}"
+                ) from None
 
 
 def _file_name(kind: str, config: dict) -> str:
@@ -197,12 +221,17 @@ def export_bundle(bundle: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("import", "export"):
-        print("usage: python -m tshop.superset_bundle import|export <bundle dir>", file=sys.stderr)
+    if not (argv == ["admin"] or (len(argv) == 2 and argv[0] in ("import", "export"))):
+        print(
+            "usage: python -m tshop.superset_cli admin | import <bundle dir> | export <bundle dir>",
+            file=sys.stderr,
+        )
         return 2
-    command, bundle = argv[0], Path(argv[1])
+    command, bundle = argv[0], Path(argv[-1])
     try:
-        if command == "import":
+        if command == "admin":
+            print(ensure_admin())
+        elif command == "import":
             import_bundle(bundle)
             print(f"imported {bundle}")
         else:

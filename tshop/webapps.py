@@ -1,7 +1,8 @@
-"""The web apps `make demo` leaves running: Airflow (api-server, scheduler, DAG processor)."""
+"""The web apps `make demo` leaves running: Airflow (api-server, scheduler, DAG processor) and Superset."""
 
 from __future__ import annotations
 
+from tshop import dashboard
 from tshop.config import Settings
 from tshop.orchestration import compile_manifests, ensure_airflow, web_apps
 from tshop.services._process import ServiceError, ServiceStatus, busy_port_message, port_is_free, wait_until
@@ -9,7 +10,7 @@ from tshop.services.background import BackgroundProcess
 
 
 def all_web_apps(config: Settings) -> list[BackgroundProcess]:
-    return web_apps(config)
+    return [*web_apps(config), dashboard.web_app(config)]
 
 
 def start_web_apps(config: Settings) -> list[ServiceStatus]:
@@ -21,9 +22,10 @@ def start_web_apps(config: Settings) -> list[ServiceStatus]:
         raise ServiceError(
             busy_port_message("Airflow web app", "127.0.0.1", config.airflow_port, "TSHOP_AIRFLOW_PORT")
         )
-    statuses = [app.start() for app in apps]
+    statuses = [app.start() for app in web_apps(config)]
     if not wait_until(lambda: not port_is_free("127.0.0.1", config.airflow_port), timeout=90, interval=0.5):
         raise ServiceError(
             f"the Airflow web app did not open port {config.airflow_port}; see {api_server.log_file}"
         )
-    return statuses
+    # Superset serves the dashboard `make demo` (or `make dashboard`) imported
+    return [*statuses, dashboard.start_web_app(config)]
