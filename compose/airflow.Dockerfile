@@ -1,0 +1,33 @@
+# Airflow 3 with astronomer-cosmos, the T-Shop DAG and runtime, the dbt projects, and dbt in a virtual
+# environment of its own (dbt and Airflow pin conflicting packages). Versions agree with uv.lock and
+# envs/dbt/uv.lock (tests/compose checks it).
+FROM apache/airflow:3.3.2-python3.11
+
+USER root
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl=7.* \
+    && rm -rf /var/lib/apt/lists/* \
+    && python -m venv /opt/dbt \
+    && chown -R airflow:root /opt/dbt
+USER airflow
+
+RUN /opt/dbt/bin/pip install --no-cache-dir \
+        dbt-core==1.11.16 dbt-postgres==1.11.0 dbt-clickhouse==1.10.3 \
+    && pip install --no-cache-dir \
+        astronomer-cosmos==1.15.1 clickhouse-connect==1.12.0 "psycopg[binary]==3.3.9"
+
+# the same layout as the repository: tshop.config finds the dbt projects beside the runtime
+COPY --chown=airflow:root tshop /opt/tshop/tshop
+COPY --chown=airflow:root airflow/dags /opt/tshop/airflow/dags
+COPY --chown=airflow:root dbt_tshop /opt/tshop/dbt_tshop
+COPY --chown=airflow:root compose/check-secrets.sh /opt/tshop/compose/check-secrets.sh
+ENV PYTHONPATH=/opt/tshop \
+    DO_NOT_TRACK=1 \
+    DBT_SEND_ANONYMOUS_USAGE_STATS=False
+
+# the manifests Cosmos renders the DAG from (no dbt ls at parse time); parsing needs no database
+WORKDIR /opt/tshop/dbt_tshop
+RUN /opt/dbt/bin/dbt parse --quiet --profiles-dir .
+WORKDIR /opt/tshop/dbt_tshop/clickhouse
+RUN /opt/dbt/bin/dbt parse --quiet --profiles-dir .
+WORKDIR /opt/airflow
