@@ -13,6 +13,11 @@ AIRFLOW_ENV := $(VENVS)/airflow
 DBT_ENV := $(VENVS)/dbt
 SUPERSET_ENV := $(VENVS)/superset
 TSHOP := $(AIRFLOW_ENV)/bin/tshop
+# the browser of the dashboard test: Debian's (Playwright cannot download its own here)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# the compose-spec JSON schema the compose tests validate against, taken from PyPI (no network beyond it)
+COMPOSE_SCHEMA := $(VENVS)/tools/compose-spec.json
 
 # uv uses the machine's Python and never downloads one (only the package registries are reachable)
 export UV_PYTHON_DOWNLOADS := never
@@ -25,7 +30,7 @@ demo: envs services ## set everything up, run the demo shop through the pipeline
 	@$(TSHOP) demo
 
 .PHONY: test
-test: envs ## run the whole test suite against real local servers (what .ci/run runs)
+test: envs $(CHROMIUM) $(COMPOSE_SCHEMA) ## run the whole test suite against real local servers (what .ci/run runs)
 	$(AIRFLOW_ENV)/bin/pytest $(PYTEST_ARGS)
 
 .PHONY: test-fast
@@ -73,9 +78,20 @@ DAYS ?= 7
 SEED ?= 42
 START_DATE ?= 2024-03-04
 
+# TARGET=compose: into the Docker Compose stack's PostgreSQL (the generator always runs on the host)
+TARGET ?= local
+ifeq ($(TARGET),compose)
+GENERATE_DEPS := $(AIRFLOW_ENV)/.synced compose/.env
+GENERATE_ENV := set -a; . compose/.env; set +a; \
+	export TSHOP_PG_DSN="postgresql://$$POSTGRES_USER:$$POSTGRES_PASSWORD@127.0.0.1:$${POSTGRES_PORT:-5432}/$${POSTGRES_DB:-tshop}"
+else
+GENERATE_DEPS := services
+GENERATE_ENV := eval "$$($(TSHOP) env)"
+endif
+
 .PHONY: generate
-generate: services ## simulate DAYS days of the shop into RAW (CUSTOMERS, DAYS, SEED, START_DATE)
-	@eval "$$($(TSHOP) env)"; $(AIRFLOW_ENV)/bin/tshop-datagen generate --customers $(CUSTOMERS) --days $(DAYS) --seed $(SEED) --start-date $(START_DATE)
+generate: $(GENERATE_DEPS) ## simulate DAYS days of the shop into RAW (CUSTOMERS, DAYS, SEED, START_DATE, TARGET=compose)
+	@$(GENERATE_ENV); $(AIRFLOW_ENV)/bin/tshop-datagen generate --customers $(CUSTOMERS) --days $(DAYS) --seed $(SEED) --start-date $(START_DATE)
 
 ##@ Pipeline
 
@@ -84,8 +100,34 @@ pipeline: envs services ## run one pipeline cycle over the current RAW through A
 	@$(TSHOP) pipeline
 
 .PHONY: webapps
-webapps: envs services ## start the Airflow (and Superset) web apps in the background
+webapps: envs services ## start the Airflow and Superset web apps in the background
 	@$(TSHOP) webapps start
+
+##@ Dashboard
+
+.PHONY: dashboard
+dashboard: envs services ## set up Superset, import the dashboard (superset_assets/), print the login
+	@$(TSHOP) dashboard import
+
+.PHONY: dashboard-export
+dashboard-export: envs services ## save the dashboard as the running Superset holds it into superset_assets/
+	@$(TSHOP) dashboard export
+
+##@ Docker Compose (the full stack, for machines with a Docker engine)
+
+COMPOSE := docker compose --file compose/docker-compose.yml --env-file compose/.env
+
+.PHONY: up
+up: compose/.env ## build and start the full stack in Docker Compose, waiting until it is healthy
+	$(COMPOSE) up --detach --build --wait
+
+.PHONY: down
+down: compose/.env ## stop the Docker Compose stack (its volumes, and so its data, stay)
+	$(COMPOSE) down
+
+compose/.env:
+	@echo "compose/.env is missing: cp compose/.env.example compose/.env, then replace every change-me" >&2
+	@exit 1
 
 ##@ Environments (made by uv from the lockfiles, each in its own virtual environment)
 
@@ -111,6 +153,20 @@ $(SUPERSET_ENV)/.synced: envs/superset/pyproject.toml envs/superset/uv.lock | $(
 	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(SUPERSET_ENV) $(UV) sync --locked --quiet --project envs/superset >&2
 	@touch $@
 
+# docker-compose 1.29.2, the last Python Compose, ships the compose-spec schema; only the schema is used
+$(COMPOSE_SCHEMA): | $(UV)
+	mkdir -p $(VENVS)/tools/download
+	$(BOOTSTRAP_ENV)/bin/pip download --quiet --disable-pip-version-check --no-deps docker-compose==1.29.2 \
+		--dest $(VENVS)/tools/download >&2
+	$(PYTHON) -c 'import glob, sys, zipfile; \
+		wheel = zipfile.ZipFile(glob.glob(sys.argv[1])[0]); open(sys.argv[2], "wb").write(wheel.read("compose/config/compose_spec.json"))' \
+		"$(VENVS)/tools/download/docker_compose-1.29.2-*.whl" $@
+	rm -rf $(VENVS)/tools/download
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >&2
+
 .PHONY: lock
 lock: | $(UV) ## re-resolve the three lockfiles after changing a pyproject.toml
 	$(UV) lock
@@ -132,6 +188,6 @@ clean: stop ## stop the services and delete the environments and all local data
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} \
 	  /^##@/ {printf "\n%s\n", substr($$0, 5); next} \
-	  /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	  /^[a-zA-Z_-]+:.*## / {printf "  make %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Parameters: make generate CUSTOMERS=... DAYS=... SEED=... START_DATE=YYYY-MM-DD"

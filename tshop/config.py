@@ -21,6 +21,7 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_SUPERSET_PORT | 8088 | port of the Superset web app started by `make demo` |
 | TSHOP_SUPERSET_USER | admin | the Superset admin login; its password is generated per install |
 | TSHOP_SUPERSET_DATABASE | superset | Superset's metadata database, on the same PostgreSQL server |
+| TSHOP_PIPELINE_GENERATE | true | the DAG's `generate` default: simulate each business day before building (`false` where the generator runs elsewhere, as in Docker Compose) |
 | TSHOP_RETRIES | 2 | retries of each pipeline task (with exponential backoff from 30 s) |
 | TSHOP_DBT_EXECUTABLE | `<repo>/.venvs/dbt/bin/dbt` | the dbt of the dbt environment (kept apart from Airflow's) |
 | TSHOP_COSMOS_EXECUTION_MODE | watcher | how Cosmos runs the dbt nodes: `watcher` (one `dbt build` per project, each node's task reports its result) or `local` (a dbt process per task) |
@@ -58,6 +59,7 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_SUPERSET_PORT": "8088",
     "TSHOP_SUPERSET_USER": "admin",
     "TSHOP_SUPERSET_DATABASE": "superset",
+    "TSHOP_PIPELINE_GENERATE": "true",
     "TSHOP_RETRIES": "2",
     "TSHOP_DBT_EXECUTABLE": str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"),
     "TSHOP_COSMOS_EXECUTION_MODE": "watcher",
@@ -229,6 +231,10 @@ class Settings:
     @property
     def superset_database(self) -> str:
         return self.get("TSHOP_SUPERSET_DATABASE")
+
+    @property
+    def pipeline_generates(self) -> bool:
+        return self._choice("TSHOP_PIPELINE_GENERATE", ("true", "false")) == "true"
 
     @property
     def retries(self) -> int:
