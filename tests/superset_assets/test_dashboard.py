@@ -58,6 +58,7 @@ def test_the_dashboard_renders_every_chart_in_a_real_browser(superset: Settings)
             arg=len(dashboard.CHART_METRICS),
             timeout=120_000,
         )
+        page.wait_for_timeout(2000)  # the charts' drawing animation, so the picture shows the whole lines
         page.screenshot(path=str(ARTIFACTS / "superset_dashboard.png"), full_page=True)
         names = sorted(charts.nth(i).get_attribute("data-test-chart-name") for i in range(charts.count()))
         texts = {
