@@ -13,12 +13,10 @@ from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-import psycopg
-from psycopg import sql
-
 from tshop.config import REPO_ROOT, Settings
 from tshop.services._process import ServiceError, busy_port_message, port_is_free, wait_until
 from tshop.services.background import BackgroundProcess
+from tshop.services.postgres import create_database_if_missing
 
 SUPERSET_BIN = REPO_ROOT / ".venvs" / "superset" / "bin"
 BUNDLE = REPO_ROOT / "superset_assets"
@@ -106,11 +104,7 @@ def ensure_superset(config: Settings) -> None:
     password to this install's generated one."""
     home = config.superset_home
     home.mkdir(parents=True, exist_ok=True)
-    with psycopg.connect(config.pg_dsn(database="postgres"), autocommit=True) as conn:
-        if not conn.execute(
-            "select 1 from pg_database where datname = %s", (config.superset_database,)
-        ).fetchone():
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(config.superset_database)))
+    create_database_if_missing(config, config.superset_database)
 
     # once per Superset version and metadata database
     metadata = quote(config.pg_dsn(database=config.superset_database), safe="")[-24:]

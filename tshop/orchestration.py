@@ -15,11 +15,11 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import psycopg
-from psycopg import sql
 
 from tshop.config import REPO_ROOT, Settings
 from tshop.dbt import CLICKHOUSE_PROJECT, POSTGRES_PROJECT, run_dbt
 from tshop.services.background import BackgroundProcess
+from tshop.services.postgres import create_database_if_missing
 
 DAGS_FOLDER = REPO_ROOT / "airflow" / "dags"
 DAG_ID = "tshop"
@@ -108,11 +108,7 @@ def ensure_airflow(config: Settings) -> None:
     passwords.write_text(json.dumps({config.airflow_user: config.airflow_password}))
     passwords.chmod(0o600)
 
-    with psycopg.connect(config.pg_dsn(database="postgres"), autocommit=True) as conn:
-        if not conn.execute(
-            "select 1 from pg_database where datname = %s", (config.airflow_database,)
-        ).fetchone():
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(config.airflow_database)))
+    create_database_if_missing(config, config.airflow_database)
 
     from importlib.metadata import version
 

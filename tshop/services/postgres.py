@@ -296,6 +296,13 @@ class LocalPostgres:
                 time.sleep(0.3)
 
 
+def create_database_if_missing(config: Settings, name: str) -> None:
+    """A database of its own on the warehouse's server (Airflow's and Superset's metadata live there)."""
+    with psycopg.connect(config.pg_dsn(database="postgres"), autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+
+
 def _redact(dsn: str | None) -> str:
     if not dsn:
         return ""
