@@ -93,11 +93,32 @@ def airflow(
     return result
 
 
+# what dbt writes into a project folder, not part of the project
+DBT_OUTPUT = {"target", "logs", "dbt_packages"}
+
+
+def manifest_is_current(project: Path) -> bool:
+    """Whether target/manifest.json is newer than every file of the project, as make would judge it."""
+    manifest = project / "target" / "manifest.json"
+    if not manifest.exists():
+        return False
+    built = manifest.stat().st_mtime
+    return all(
+        path.stat().st_mtime < built
+        for path in project.rglob("*")
+        if path.is_file() and not DBT_OUTPUT & set(path.relative_to(project).parts)
+    )
+
+
 def compile_manifests(config: Settings) -> None:
-    """`dbt parse` both projects: Cosmos renders the DAG from these manifests (no dbt ls at parse time)."""
-    run_dbt(config, ["parse", "--quiet"], project=POSTGRES_PROJECT)
-    if (CLICKHOUSE_PROJECT / "dbt_project.yml").exists():
-        run_dbt(config, ["parse", "--quiet"], project=CLICKHOUSE_PROJECT)
+    """`dbt parse` both projects: Cosmos renders the DAG from these manifests (no dbt ls at parse time).
+
+    A manifest newer than its project's files is kept: it only gives the DAG its shape (the nodes and their
+    order), which only the files change, and the two parses cost about 16 s here, a third of a demo run.
+    """
+    for project in (POSTGRES_PROJECT, CLICKHOUSE_PROJECT):
+        if (project / "dbt_project.yml").exists() and not manifest_is_current(project):
+            run_dbt(config, ["parse", "--quiet"], project=project)
 
 
 def ensure_airflow(config: Settings) -> None:
