@@ -1,7 +1,8 @@
 """Session fixtures: real servers, started once per test session.
 
 Tests never touch the services of `make services`: they run their own in `.state/test` on their own ports,
-unless TSHOP_PG_DSN / TSHOP_CLICKHOUSE_URL point them at external servers.
+unless TSHOP_PG_DSN / TSHOP_CLICKHOUSE_URL point them at external servers. The session stops them when it
+ends; their data stays in `.state/test` for a look after a failure.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ def test_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def pg_dsn(test_settings: Settings) -> str:
+def pg_dsn(test_settings: Settings):
     """DSN of a running PostgreSQL with the warehouse database (external when TSHOP_PG_DSN is set)."""
     from tshop.services.postgres import LocalPostgres
 
-    LocalPostgres(test_settings).start()
-    return test_settings.pg_dsn()
+    server = LocalPostgres(test_settings)
+    server.start()
+    yield test_settings.pg_dsn()
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +44,14 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def clickhouse_url(test_settings: Settings) -> str:
+def clickhouse_url(test_settings: Settings):
     """URL of a running ClickHouse HTTP interface (the local chDB endpoint unless TSHOP_CLICKHOUSE_URL is set)."""
     from tshop.services.clickhouse import LocalClickHouse
 
-    LocalClickHouse(test_settings).start()
-    return test_settings.clickhouse_url
+    server = LocalClickHouse(test_settings)
+    server.start()
+    yield test_settings.clickhouse_url
+    server.stop()
 
 
 @pytest.fixture
