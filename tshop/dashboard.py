@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from tshop.config import REPO_ROOT, Settings
-from tshop.services._process import ServiceError, busy_port_message, port_is_free, wait_until
+from tshop.services._process import ServiceError, wait_until
 from tshop.services.background import BackgroundProcess
 from tshop.services.postgres import create_database_if_missing
 
@@ -74,13 +74,13 @@ def superset_env(config: Settings) -> dict[str, str]:
     }
 
 
-def superset(config: Settings, *args: str, env: dict[str, str] | None = None) -> str:
+def superset(config: Settings, *args: str) -> str:
     """Run Superset's CLI (or, with `-m`, a module in Superset's Python); raise DashboardError on failure."""
     command = (
         [str(SUPERSET_BIN / "python"), *args] if args[0] == "-m" else [str(SUPERSET_BIN / "superset"), *args]
     )
     result = subprocess.run(
-        command, env=env or superset_env(config), capture_output=True, text=True, timeout=900, cwd=REPO_ROOT
+        command, env=superset_env(config), capture_output=True, text=True, timeout=900, cwd=REPO_ROOT
     )
     if result.returncode != 0:
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -99,9 +99,22 @@ def _superset_version() -> str:
     return result.stdout.strip()
 
 
+# the setups ensure_superset has done in this process: `make demo` imports the dashboard and then starts
+# the web app, and each would otherwise start Superset once more (about 11 s here) to set the same admin
+_ENSURED: set[tuple[str, ...]] = set()
+
+
 def ensure_superset(config: Settings) -> None:
     """Create Superset's database, migrate it and set up its roles (once), and create the admin or set its
     password to this install's generated one."""
+    done = (
+        str(config.superset_home),
+        config.pg_dsn(database=config.superset_database),
+        config.superset_user,
+        config.superset_password,
+    )
+    if done in _ENSURED:
+        return
     home = config.superset_home
     home.mkdir(parents=True, exist_ok=True)
     create_database_if_missing(config, config.superset_database)
@@ -114,6 +127,7 @@ def ensure_superset(config: Settings) -> None:
         superset(config, "init")
         stamp.touch()
     superset(config, "-m", "tshop.superset_cli", "admin")
+    _ENSURED.add(done)
 
 
 def import_dashboard(config: Settings, bundle: Path = BUNDLE) -> None:
@@ -140,10 +154,7 @@ def web_app(config: Settings) -> BackgroundProcess:
 def start_web_app(config: Settings):
     ensure_superset(config)
     app = web_app(config)
-    if app.status().state != "running" and not port_is_free("127.0.0.1", config.superset_port):
-        raise ServiceError(
-            busy_port_message("Superset", "127.0.0.1", config.superset_port, "TSHOP_SUPERSET_PORT")
-        )
+    app.refuse_busy_port("Superset", config.superset_port, "TSHOP_SUPERSET_PORT")
     status = app.start()
     if not wait_until(lambda: _healthy(config), timeout=120, interval=1):
         raise ServiceError(f"Superset did not answer on port {config.superset_port}; see {app.log_file}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tshop import dashboard
 from tshop.config import Settings
 from tshop.orchestration import compile_manifests, ensure_airflow, web_apps
-from tshop.services._process import ServiceError, ServiceStatus, busy_port_message, port_is_free, wait_until
+from tshop.services._process import ServiceError, ServiceStatus, port_is_free, wait_until
 from tshop.services.background import BackgroundProcess
 
 
@@ -16,13 +16,10 @@ def all_web_apps(config: Settings) -> list[BackgroundProcess]:
 def start_web_apps(config: Settings) -> list[ServiceStatus]:
     compile_manifests(config)
     ensure_airflow(config)
-    apps = all_web_apps(config)
+    apps = web_apps(config)
     api_server = apps[0]
-    if api_server.status().state != "running" and not port_is_free("127.0.0.1", config.airflow_port):
-        raise ServiceError(
-            busy_port_message("Airflow web app", "127.0.0.1", config.airflow_port, "TSHOP_AIRFLOW_PORT")
-        )
-    statuses = [app.start() for app in web_apps(config)]
+    api_server.refuse_busy_port("Airflow web app", config.airflow_port, "TSHOP_AIRFLOW_PORT")
+    statuses = [app.start() for app in apps]
     if not wait_until(lambda: not port_is_free("127.0.0.1", config.airflow_port), timeout=90, interval=0.5):
         raise ServiceError(
             f"the Airflow web app did not open port {config.airflow_port}; see {api_server.log_file}"

@@ -8,7 +8,14 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tshop.services._process import ServiceStatus, pid_alive, wait_until
+from tshop.services._process import (
+    ServiceError,
+    ServiceStatus,
+    busy_port_message,
+    pid_alive,
+    port_is_free,
+    wait_until,
+)
 
 
 @dataclass
@@ -40,6 +47,11 @@ class BackgroundProcess:
         if pid_alive(pid):
             return ServiceStatus(self.name, "running", self.address, pid)
         return ServiceStatus(self.name, "crashed", self.address, pid, f"see {self.log_file}")
+
+    def refuse_busy_port(self, what: str, port: int, variable: str) -> None:
+        """Raise when another program holds the port it is to serve on: it would fail later, less clearly."""
+        if self.status().state != "running" and not port_is_free("127.0.0.1", port):
+            raise ServiceError(busy_port_message(what, "127.0.0.1", port, variable))
 
     def start(self) -> ServiceStatus:
         """Start it unless it runs; in its own session, so it outlives the shell that started it."""
