@@ -1,7 +1,8 @@
 """Session fixtures: real servers, started once per test session.
 
 Tests never touch the services of `make services`: they run their own in `.state/test` on their own ports,
-unless TSHOP_PG_DSN / TSHOP_CLICKHOUSE_URL point them at external servers. The session stops them when it
+unless TSHOP_PG_DSN / TSHOP_CLICKHOUSE_URL point them at external servers. TSHOP_TEST_STATE_DIR,
+TSHOP_TEST_PG_PORT and TSHOP_TEST_CLICKHOUSE_PORT move them, so two test sessions can run side by side. The session stops them when it
 ends; their data stays in `.state/test` for a look after a failure.
 """
 
@@ -15,7 +16,7 @@ import pytest
 from tshop.config import REPO_ROOT, Settings, settings
 
 TEST_ENV = {
-    "TSHOP_STATE_DIR": str(REPO_ROOT / ".state" / "test"),
+    "TSHOP_STATE_DIR": os.environ.get("TSHOP_TEST_STATE_DIR", str(REPO_ROOT / ".state" / "test")),
     "TSHOP_PG_PORT": os.environ.get("TSHOP_TEST_PG_PORT", "25432"),
     "TSHOP_CLICKHOUSE_PORT": os.environ.get("TSHOP_TEST_CLICKHOUSE_PORT", "28123"),
 }
