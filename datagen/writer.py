@@ -4,7 +4,9 @@ updates through a COPY into a temporary table). A day is one transaction: the ca
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 import psycopg
@@ -13,55 +15,8 @@ from datagen import pgbinary
 
 CHUNK_ROWS = 250_000
 
-RAW_DDL = """
-create schema if not exists raw;
-
-create table if not exists raw.customer (
-    customer_id bigint primary key,
-    first_name text not null constraint customer_first_name_not_blank check (btrim(first_name) <> ''),
-    last_name text not null constraint customer_last_name_not_blank check (btrim(last_name) <> ''),
-    birth_date date not null constraint customer_birth_date_in_the_past check (birth_date < updated_at),
-    updated_at timestamp not null
-);
-
-create table if not exists raw.product (
-    product_id bigint primary key,
-    name text not null,
-    category text not null,
-    size text not null,
-    price numeric(12, 2) not null constraint product_price_positive check (price > 0),
-    updated_at timestamp not null
-);
-
-create table if not exists raw.sales (
-    sale_id bigint primary key,
-    order_id bigint not null,
-    sold_at timestamp not null,
-    customer_id bigint not null,
-    product_id bigint not null,
-    quantity integer not null constraint sales_quantity_positive check (quantity > 0),
-    updated_at timestamp not null
-);
-
--- the DDS increments read RAW by updated_at; the generator finds a day's lines by sold_at
-create index if not exists customer_updated_at_idx on raw.customer (updated_at);
-create index if not exists product_updated_at_idx on raw.product (updated_at);
-create index if not exists sales_updated_at_idx on raw.sales (updated_at);
-create index if not exists sales_sold_at_idx on raw.sales (sold_at);
-
--- one row per simulated business day: a loaded day is never generated twice
-create table if not exists raw.generated_day (
-    business_day date primary key,
-    seed bigint not null,
-    customers_added bigint not null,
-    orders bigint not null,
-    sale_lines bigint not null,
-    last_name_changes bigint not null,
-    price_changes bigint not null,
-    sale_corrections bigint not null,
-    loaded_at timestamptz not null default clock_timestamp()
-);
-"""
+# RAW's tables, constraints and indexes: one file that every writer of RAW and the tests run
+RAW_DDL_FILE = Path(__file__).with_name("raw.sql")
 
 TYPES = {
     "raw.customer": ["bigint", "text", "text", "date", "timestamp"],
@@ -71,7 +26,21 @@ TYPES = {
 
 
 def create_raw_tables(conn: psycopg.Connection) -> None:
-    conn.execute(RAW_DDL)
+    """Create or upgrade RAW from raw.sql, once per version of the file: it re-checks every constraint
+    against every row, which costs seconds on a full-scale shop, so an unchanged file is not run again.
+    Writers starting together take turns (a transaction-level advisory lock)."""
+    ddl = RAW_DDL_FILE.read_text()
+    version = hashlib.sha256(ddl.encode()).hexdigest()[:16]
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('tshop raw ddl'))")
+        conn.execute(
+            "create schema if not exists raw; create table if not exists raw.ddl_version "
+            "(version text primary key, applied_at timestamptz not null default clock_timestamp())"
+        )
+        if conn.execute("select 1 from raw.ddl_version where version = %s", (version,)).fetchone():
+            return
+        conn.execute(ddl)
+        conn.execute("insert into raw.ddl_version (version) values (%s)", (version,))
 
 
 @dataclass(frozen=True)

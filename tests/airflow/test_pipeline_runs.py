@@ -26,9 +26,9 @@ MART_VALUES = (
     "product_category, product_size, product_price, quantity, total_cost, valid_from, valid_to, is_current"
 )
 STATE_QUERIES = {
-    "raw.customer": "select * from raw.customer order by customer_id",
-    "raw.product": "select * from raw.product order by product_id",
-    "raw.sales": "select * from raw.sales order by sale_id",
+    "raw.customer": "select customer_id, first_name, last_name, birth_date, updated_at from raw.customer order by 1",
+    "raw.product": "select product_id, name, category, size, price, updated_at from raw.product order by 1",
+    "raw.sales": "select sale_id, order_id, sold_at, customer_id, product_id, quantity, updated_at from raw.sales order by 1",
     "dds.customer": "select customer_id, first_name, last_name, valid_from, valid_to from dds.customer order by 1, 4",
     "dds.product": "select product_id, price, valid_from, valid_to from dds.product order by 1, 3",
     "dds.sales": "select sale_id, quantity, valid_from, valid_to from dds.sales order by 1, 3",

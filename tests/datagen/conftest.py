@@ -36,11 +36,20 @@ def raw_digest():
     return _raw_digest
 
 
+# the contract's columns: loaded_at / loaded_xid record when and by which transaction a row was written
+RAW_COLUMNS = {
+    "customer": "customer_id, first_name, last_name, birth_date, updated_at",
+    "product": "product_id, name, category, size, price, updated_at",
+    "sales": "sale_id, order_id, sold_at, customer_id, product_id, quantity, updated_at",
+}
+
+
 def _raw_digest(dsn: str) -> str:
-    """One hash over every RAW row, in key order."""
+    """One hash over every RAW row (the contract's columns), in key order."""
     digest = hashlib.sha256()
     with psycopg.connect(dsn) as conn:
-        for table, key in (("customer", "customer_id"), ("product", "product_id"), ("sales", "sale_id")):
-            for row in conn.execute(f"select * from raw.{table} order by {key}"):
+        for table, columns in RAW_COLUMNS.items():
+            key = columns.split(",")[0]
+            for row in conn.execute(f"select {columns} from raw.{table} order by {key}"):
                 digest.update(repr(row).encode())
     return digest.hexdigest()

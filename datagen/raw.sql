@@ -1,0 +1,124 @@
+-- RAW: the sources, SCD1 (CONTRACT.md 1.1 and 1.5). Every writer of RAW (the generator, outside loaders,
+-- the tests) creates it from this one file; it is idempotent and run once per version of this file.
+
+create schema if not exists raw;
+
+-- Two columns RAW sets itself, on every insert (the defaults) and every update (raw.mark_written), so no
+-- writer can forget or fake them:
+--   loaded_at   when the row was last written (the transaction's start): for people and freshness checks;
+--   loaded_xid  the transaction that wrote it: what the DDS increments read by. A load remembers the oldest
+--               transaction still running when it read (sl.load_metadata.read_from_xid), and the next load
+--               reads every row written by that transaction or a later one. Unlike a clock, this loses no
+--               row written late (an `updated_at` behind the watermark) and no row of a transaction that
+--               committed after the read began; rows it reads twice are the same version and change nothing.
+
+create table if not exists raw.customer (
+    customer_id bigint primary key,
+    first_name text not null,
+    last_name text not null,
+    birth_date date not null,
+    updated_at timestamp not null,
+    loaded_at timestamptz not null default now(),
+    loaded_xid xid8 not null default pg_current_xact_id()
+);
+
+create table if not exists raw.product (
+    product_id bigint primary key,
+    name text not null,
+    category text not null,
+    size text not null,
+    price numeric(12, 2) not null,
+    updated_at timestamp not null,
+    loaded_at timestamptz not null default now(),
+    loaded_xid xid8 not null default pg_current_xact_id()
+);
+
+create table if not exists raw.sales (
+    sale_id bigint primary key,
+    order_id bigint not null,
+    sold_at timestamp not null,
+    customer_id bigint not null,
+    product_id bigint not null,
+    quantity integer not null,
+    updated_at timestamp not null,
+    loaded_at timestamptz not null default now(),
+    loaded_xid xid8 not null default pg_current_xact_id()
+);
+
+-- a RAW made by an earlier version: the two columns added (this rewrites each table once, and marks every
+-- row as new, so the next build reads RAW whole once: safe, since a re-read version changes nothing)
+alter table raw.customer add column if not exists loaded_at timestamptz not null default now();
+alter table raw.customer add column if not exists loaded_xid xid8 not null default pg_current_xact_id();
+alter table raw.product add column if not exists loaded_at timestamptz not null default now();
+alter table raw.product add column if not exists loaded_xid xid8 not null default pg_current_xact_id();
+alter table raw.sales add column if not exists loaded_at timestamptz not null default now();
+alter table raw.sales add column if not exists loaded_xid xid8 not null default pg_current_xact_id();
+
+create or replace function raw.mark_written() returns trigger language plpgsql as $$
+begin
+    new.loaded_at := now();
+    new.loaded_xid := pg_current_xact_id();
+    return new;
+end
+$$;
+
+-- on update only: on insert the defaults do the same without a trigger's cost per copied row
+create or replace trigger customer_mark_written before update on raw.customer
+    for each row execute function raw.mark_written();
+create or replace trigger product_mark_written before update on raw.product
+    for each row execute function raw.mark_written();
+create or replace trigger sales_mark_written before update on raw.sales
+    for each row execute function raw.mark_written();
+
+-- The column rules, named so a refused row's error says which rule it broke. "Not blank": something other
+-- than white space, Unicode's included; "the future": more than 5 minutes past the database's own clock
+-- (UTC), so one wrong clock upstream cannot move every watermark past the days still to come.
+alter table raw.customer drop constraint if exists customer_first_name_not_blank;
+alter table raw.customer add constraint customer_first_name_not_blank
+    check (first_name ~ '[^[:space:]\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]');
+alter table raw.customer drop constraint if exists customer_last_name_not_blank;
+alter table raw.customer add constraint customer_last_name_not_blank
+    check (last_name ~ '[^[:space:]\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]');
+alter table raw.customer drop constraint if exists customer_birth_date_in_the_past;
+alter table raw.customer add constraint customer_birth_date_in_the_past
+    check (birth_date < (clock_timestamp() at time zone 'UTC')::date);
+alter table raw.customer drop constraint if exists customer_updated_at_not_in_the_future;
+alter table raw.customer add constraint customer_updated_at_not_in_the_future
+    check (updated_at <= (clock_timestamp() at time zone 'UTC') + interval '5 minutes');
+
+alter table raw.product drop constraint if exists product_price_positive;
+alter table raw.product add constraint product_price_positive check (price > 0);
+alter table raw.product drop constraint if exists product_updated_at_not_in_the_future;
+alter table raw.product add constraint product_updated_at_not_in_the_future
+    check (updated_at <= (clock_timestamp() at time zone 'UTC') + interval '5 minutes');
+
+alter table raw.sales drop constraint if exists sales_quantity_positive;
+alter table raw.sales add constraint sales_quantity_positive check (quantity > 0);
+alter table raw.sales drop constraint if exists sales_updated_at_not_in_the_future;
+alter table raw.sales add constraint sales_updated_at_not_in_the_future
+    check (updated_at <= (clock_timestamp() at time zone 'UTC') + interval '5 minutes');
+
+-- the DDS increments read RAW by the writing transaction; the generator finds a day's lines by sold_at;
+-- the DDS watermark (max_updated_at) is read from DDS, not from here
+create index if not exists customer_loaded_xid_idx on raw.customer (loaded_xid);
+create index if not exists product_loaded_xid_idx on raw.product (loaded_xid);
+create index if not exists sales_loaded_xid_idx on raw.sales (loaded_xid);
+create index if not exists sales_sold_at_idx on raw.sales (sold_at);
+drop index if exists raw.customer_updated_at_idx;
+drop index if exists raw.product_updated_at_idx;
+drop index if exists raw.sales_updated_at_idx;
+
+-- one row per simulated business day: a loaded day is never generated twice
+create table if not exists raw.generated_day (
+    business_day date primary key,
+    seed bigint not null,
+    customers_added bigint not null,
+    orders bigint not null,
+    sale_lines bigint not null,
+    last_name_changes bigint not null,
+    price_changes bigint not null,
+    sale_corrections bigint not null,
+    loaded_at timestamptz not null default clock_timestamp()
+);
+
+-- -- the generator's own record of the shop ---------------------------------------------------------------
