@@ -107,7 +107,8 @@ class RawWriter:
         if frame.is_empty():
             return
         changes = f"{table.split('.')[1]}_changes"
-        types = dict(zip(_columns(self.conn, table), TYPES[table], strict=True))
+        # the contract's columns lead; RAW's own loaded_at / loaded_xid follow and are set by the database
+        types = dict(zip(_columns(self.conn, table)[: len(TYPES[table])], TYPES[table], strict=True))
         columns = ", ".join(f"{column} {types[column]}" for column in frame.columns)
         self.conn.execute(f"create temporary table {changes} ({columns}) on commit drop")
         with self.conn.cursor().copy(

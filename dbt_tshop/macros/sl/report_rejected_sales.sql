@@ -1,15 +1,15 @@
-{# on-run-end: says how many sale lines wait in cdm.sales_rejected and why, so a run never drops them
-   silently. Returns no SQL; it only logs. #}
+{# on-run-end: says how many sale lines wait in cdm.sales_rejected and what they miss, so a run never
+   sets them aside silently. Returns no SQL; it only logs. (The DAG's check_waiting_sales fails the run
+   when a line has waited more than a day.) #}
 {% macro report_rejected_sales() %}
     {%- if execute -%}
-        {%- set rejected = adapter.get_relation(database=target.database, schema='cdm', identifier='sales_rejected') -%}
+        {%- set rejected = load_relation(source('cdm', 'sales_rejected')) -%}
         {%- if rejected is not none -%}
-            {%- set counts = run_query("select case when reason like '%customer%' and reason like '%product%' then 'customer and product' when reason like 'customer%' then 'customer' else 'product' end as missing, count(*) from " ~ rejected ~ " group by 1 order by 1") -%}
-            {%- set total = counts.columns[1].values() | sum -%}
-            {%- if total > 0 -%}
-                {%- set parts = [] -%}
-                {%- for row in counts.rows -%}{%- do parts.append(row[1] ~ " missing " ~ row[0]) -%}{%- endfor -%}
-                {{ log("cdm.sales_rejected: " ~ total ~ " sale line(s) set aside until their customer or product arrives (" ~ parts | join(", ") ~ "); they are retried on every run.", info=True) }}
+            {%- set counts = run_query(
+                "select count(*), count(*) filter (where is_missing_customer), count(*) filter (where is_missing_product) from " ~ rejected
+            ).rows[0] -%}
+            {%- if counts[0] > 0 -%}
+                {{ log("cdm.sales_rejected: " ~ counts[0] ~ " sale line(s) set aside until their customer or product arrives (" ~ counts[1] ~ " missing their customer, " ~ counts[2] ~ " missing their product); they are retried on every run.", info=True) }}
             {%- else -%}
                 {{ log("cdm.sales_rejected: no sale line set aside.", info=True) }}
             {%- endif -%}

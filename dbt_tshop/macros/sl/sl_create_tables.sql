@@ -8,8 +8,12 @@
         max_updated_at timestamp,
         rows_loaded bigint not null default 0,
         loaded_at timestamptz not null default clock_timestamp(),
-        run_id text
+        run_id text,
+        read_from_xid bigint
     );
+
+    -- the horizon the next load reads its source from (see sl_note_read_horizon); added to an older SL
+    alter table sl.load_metadata add column if not exists read_from_xid bigint;
 
     -- An insert of a known table_name updates its row instead, with the same never-backwards rule as
     -- sl_advance_watermark: ClickHouse records its own watermark through the postgresql() table
@@ -20,7 +24,8 @@
             max_updated_at = greatest(max_updated_at, new.max_updated_at),
             rows_loaded = new.rows_loaded,
             loaded_at = new.loaded_at,
-            run_id = new.run_id
+            run_id = new.run_id,
+            read_from_xid = greatest(read_from_xid, new.read_from_xid)
         where table_name = new.table_name;
         if found then
             return null;
@@ -46,5 +51,18 @@
         message text,
         logged_at timestamptz not null default clock_timestamp(),
         primary key (invocation_id, node_id)
+    );
+    alter table sl.run_log add column if not exists stale_changes bigint;
+
+    -- RAW rows older than their key's current DDS version: they change nothing (CONTRACT 1.5), and each
+    -- is kept here once, so none is ignored without a trace
+    create table if not exists sl.stale_change (
+        table_name text not null,
+        key_value bigint not null,
+        updated_at timestamp not null,
+        current_valid_from timestamp not null,
+        run_id text,
+        seen_at timestamptz not null default clock_timestamp(),
+        primary key (table_name, key_value, updated_at)
     );
 {% endmacro %}

@@ -15,7 +15,10 @@
             "create index if not exists sales_datamart_sale_date_idx on {{ this }} (sale_date) where is_current",
             "create index if not exists sales_datamart_loaded_at_idx on {{ this }} (loaded_at)",
             "{{ analyze_if_never_analyzed(this) }}",
-            "{{ sl_advance_watermark('cdm.sales_datamart', ref('sales_datamart_increment'), 'valid_from', 'has_customer and has_product') }}",
+            "{{ sl_advance_watermark('cdm.sales_datamart',
+                max_updated_at='select max(valid_from) from ' ~ ref('sales_datamart_increment') ~ ' where has_customer and has_product',
+                rows_read='select count(*) from ' ~ ref('sales_datamart_increment') ~ ' where has_customer and has_product',
+                read_from_xid='select max(next_read_from_xid) from ' ~ ref('sales_datamart_increment')) }}",
         ],
     )
 }}

@@ -1,16 +1,21 @@
 -- The sale line versions this run (re)builds into cdm.sales_datamart, each with the customer and product
--- as they were at the moment of the sale. Candidates are every version of every sale line that has a
--- DDS version at or past the mart's watermark (so the previous version of a corrected line is closed
--- too), plus every line still waiting in cdm.sales_rejected. Lines whose customer or product does not
--- exist yet keep has_customer / has_product false and go to cdm.sales_rejected instead of the mart.
+-- as they were at the moment of the sale. Candidates are every version of every sale line that has a DDS
+-- version written since the mart's previous read (by loaded_xid, so a line that arrived late is built
+-- too; all its versions, so the previous version of a corrected line is closed), every line waiting in
+-- cdm.sales_rejected, and the lines a late customer or product version changes (see
+-- late_dimension_sale_lines). Lines whose customer or product does not exist yet keep has_customer /
+-- has_product false and stay in cdm.sales_rejected instead of entering the mart.
 
 -- A new table each run: analysed at once, so the merge into the mart is planned on real row counts.
 {{ config(materialized='table', post_hook=["analyze {{ this }}"]) }}
 
+{#- named here, outside any `if`, so the queue shows in the lineage as what this model reads -#}
+{%- set sales_rejected_queue = source('cdm', 'sales_rejected') %}
+
 with
 
 -- read twice below: left to PostgreSQL's default, a CTE read twice is materialised, all 22 million versions
--- of it, before the day's few are picked out by valid_from
+-- of it, before the day's few are picked out by loaded_xid
 sales as not materialized (
 
     select * from {{ ref('sales') }}
@@ -29,15 +34,30 @@ product as (
 
 ),
 
+-- the queue as the previous run left it: every line there is tried again
+waiting_sale_lines as (
+
+    {% if relation_exists(sales_rejected_queue) and not flags.FULL_REFRESH -%}
+    select sale_id from {{ sales_rejected_queue }}
+    {%- else -%}
+    select null::bigint as sale_id where false
+    {%- endif %}
+
+),
+
 changed_sale_lines as (
 
     select sale_id
     from sales
-    where valid_from >= {{ sl_watermark('cdm.sales_datamart') }}
+    where loaded_xid >= {{ sl_read_from_xid('cdm.sales_datamart') }}
 
     union
 
-    {{ rejected_sale_ids() }}
+    select sale_id from waiting_sale_lines
+
+    union
+
+    {{ late_dimension_sale_lines() }}
 
 ),
 
@@ -111,7 +131,9 @@ final as (
         valid_to is null as is_current,
         found_customer_id is not null as has_customer,
         found_product_id is not null as has_product,
-        '{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}'::timestamp as tried_at
+        '{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}'::timestamp as tried_at,
+        -- the oldest transaction still running when this read began: where the mart's next read starts
+        pg_snapshot_xmin(pg_current_snapshot())::text::bigint as next_read_from_xid
     from point_in_time
 
 )

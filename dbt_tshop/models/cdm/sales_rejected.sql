@@ -1,18 +1,14 @@
--- cdm.sales_rejected: the sale lines that cannot be built yet because their customer or product does
--- not exist in DDS, one row per line. Every run retries them (sales_datamart_increment reads this table);
--- a line that can be built leaves it (post-hook) as it enters the mart. first_seen_at is kept.
+-- cdm.sales_rejected: the queue of sale lines that cannot be built yet because their customer or product
+-- does not exist in DDS, one row per line, rebuilt by every run from that run's increment. The increment
+-- reads every line the queue held (source cdm.sales_rejected, the queue as the previous run left it), so
+-- the rule is one line of SQL below: a line stays while the latest version this run tried cannot be
+-- built, and leaves when it could (it entered the mart in the same run). first_seen_at is carried over.
+-- Built after the mart: if the mart's load fails, this is skipped and the old queue stays for the re-run.
+-- depends_on: {{ ref('sales_datamart') }}
 
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='merge',
-        unique_key='sale_id',
-        merge_update_columns=['reason', 'last_tried_at'],
-        post_hook=[
-            "delete from {{ this }} where sale_id in (select sale_id from {{ ref('sales_datamart_increment') }}) and sale_id not in (select sale_id from {{ ref('sales_datamart_increment') }} where not (has_customer and has_product))",
-        ],
-    )
-}}
+{{ config(materialized='table') }}
+
+{%- set previous_queue = source('cdm', 'sales_rejected') %}
 
 with
 
@@ -22,32 +18,48 @@ sales_datamart_increment as (
 
 ),
 
-unbuildable_versions as (
+previous_queue as (
 
-    select
-        sale_id,
-        valid_from,
-        concat_ws(
-            ' and ',
-            case when not has_customer then 'customer ' || customer_id || ' not in dds.customer' end,
-            case when not has_product then 'product ' || product_id || ' not in dds.product' end
-        ) as reason,
-        tried_at
+    {% if relation_exists(previous_queue) and not flags.FULL_REFRESH -%}
+    select sale_id, first_seen_at from {{ previous_queue }}
+    {%- else -%}
+    select null::bigint as sale_id, null::timestamp as first_seen_at where false
+    {%- endif %}
+
+),
+
+latest_tried_versions as (
+
+    select distinct on (sale_id) *
     from sales_datamart_increment
+    order by sale_id, valid_from desc
+
+),
+
+still_waiting as (
+
+    select *
+    from latest_tried_versions
     where not (has_customer and has_product)
 
 ),
 
 final as (
 
-    -- the reason of the line's latest waiting version
-    select distinct on (sale_id)
-        sale_id,
-        reason,
-        tried_at as first_seen_at,
-        tried_at as last_tried_at
-    from unbuildable_versions
-    order by sale_id, valid_from desc
+    select
+        still_waiting.sale_id,
+        concat_ws(
+            ' and ',
+            case when not still_waiting.has_customer then 'customer ' || still_waiting.customer_id || ' not in dds.customer' end,
+            case when not still_waiting.has_product then 'product ' || still_waiting.product_id || ' not in dds.product' end
+        ) as reason,
+        not still_waiting.has_customer as is_missing_customer,
+        not still_waiting.has_product as is_missing_product,
+        coalesce(previous_queue.first_seen_at, still_waiting.tried_at) as first_seen_at,
+        still_waiting.tried_at as last_tried_at
+    from still_waiting
+    left join previous_queue
+        on still_waiting.sale_id = previous_queue.sale_id
 
 )
 

@@ -1,5 +1,6 @@
--- The RAW customers the next snapshot of dds.customer reads: rows at or past the SL watermark
--- (ties are read again, see the tie rule in _raw__models.yml), the latest row per key.
+-- The RAW customers the next snapshot of dds.customer reads: every row written since the previous
+-- load read (by the writing transaction, not by updated_at: a row that arrives late is read too).
+-- RAW holds one row per key, so this is at most one version per key, as a snapshot run needs.
 
 with
 
@@ -9,7 +10,7 @@ raw_customer as (
 
 ),
 
-increment as (
+final as (
 
     select
         customer_id,
@@ -18,16 +19,7 @@ increment as (
         birth_date,
         updated_at
     from raw_customer
-    where updated_at >= {{ sl_watermark('dds.customer') }}
-
-),
-
-final as (
-
-    -- a run takes one version per key: duplicates would become two versions with one valid_from
-    select distinct on (customer_id) *
-    from increment
-    order by customer_id, updated_at desc
+    where loaded_xid >= {{ sl_read_from_xid('dds.customer') }}
 
 )
 

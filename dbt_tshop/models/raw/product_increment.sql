@@ -1,5 +1,6 @@
--- The RAW products the next snapshot of dds.product reads: rows at or past the SL watermark
--- (ties are read again, see the tie rule in _raw__models.yml), the latest row per key.
+-- The RAW products the next snapshot of dds.product reads: every row written since the previous
+-- load read (by the writing transaction, not by updated_at: a row that arrives late is read too).
+-- RAW holds one row per key, so this is at most one version per key, as a snapshot run needs.
 
 with
 
@@ -9,7 +10,7 @@ raw_product as (
 
 ),
 
-increment as (
+final as (
 
     select
         product_id,
@@ -19,16 +20,7 @@ increment as (
         price,
         updated_at
     from raw_product
-    where updated_at >= {{ sl_watermark('dds.product') }}
-
-),
-
-final as (
-
-    -- a run takes one version per key: duplicates would become two versions with one valid_from
-    select distinct on (product_id) *
-    from increment
-    order by product_id, updated_at desc
+    where loaded_xid >= {{ sl_read_from_xid('dds.product') }}
 
 )
 

@@ -1,5 +1,6 @@
--- The RAW sale lines the next snapshot of dds.sales reads: rows at or past the SL watermark
--- (ties are read again, see the tie rule in _raw__models.yml), the latest row per key.
+-- The RAW sale lines the next snapshot of dds.sales reads: every row written since the previous
+-- load read (by the writing transaction, not by updated_at: a row that arrives late is read too).
+-- RAW holds one row per key, so this is at most one version per key, as a snapshot run needs.
 
 with
 
@@ -9,7 +10,7 @@ raw_sales as (
 
 ),
 
-increment as (
+final as (
 
     select
         sale_id,
@@ -20,16 +21,7 @@ increment as (
         quantity,
         updated_at
     from raw_sales
-    where updated_at >= {{ sl_watermark('dds.sales') }}
-
-),
-
-final as (
-
-    -- a run takes one version per key: duplicates would become two versions with one valid_from
-    select distinct on (sale_id) *
-    from increment
-    order by sale_id, updated_at desc
+    where loaded_xid >= {{ sl_read_from_xid('dds.sales') }}
 
 )
 
