@@ -117,7 +117,10 @@ def test_a_bad_row_in_a_copy_batch_names_the_constraint_and_the_batch_is_not_hal
         with (
             pytest.raises(psycopg.errors.CheckViolation, match="sales_quantity_positive"),
             conn.transaction(),
-            conn.cursor().copy("copy raw.sales from stdin") as copy,
+            conn.cursor().copy(
+                "copy raw.sales (sale_id, order_id, sold_at, customer_id, product_id, quantity, updated_at) "
+                "from stdin"
+            ) as copy,
         ):
             copy.write_row((1, 1, "2024-01-01 10:00", 1, 1, 2, "2024-01-01 10:00"))
             copy.write_row((2, 1, "2024-01-01 10:00", 1, 2, -1, "2024-01-01 10:00"))
