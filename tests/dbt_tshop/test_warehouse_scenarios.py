@@ -6,7 +6,13 @@ Each test starts from an empty warehouse. `dbt build` runs the snapshots, the ma
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+import subprocess
 import threading
+import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -354,3 +360,86 @@ def test_a_line_waiting_more_than_a_day_fails_the_waiting_sales_check(warehouse)
     warehouse.execute(CUSTOMERS, (3, "Cid", "Moe", "1970-01-02", "2024-01-05 08:00"))
     warehouse.build()
     check_waiting_sales(warehouse.config)
+
+
+# A full disk, for real: a tablespace on a 1 MB tmpfs, which the failing run's sessions write their new tables and
+# temporary tables into (`default_tablespace`, `temp_tablespaces`), so PostgreSQL itself answers "No space left
+# on device" in the middle of the load.
+@pytest.fixture
+def tiny_tablespace(warehouse, test_settings):
+    """A tablespace on a 1 MB tmpfs, owned by the system user that runs the local PostgreSQL."""
+    if test_settings.external_pg_dsn:
+        pytest.skip("needs the local PostgreSQL: a tablespace lives on the server's own disk")
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs as a full disk needs root")
+    owner = pwd.getpwnam(test_settings.pg_os_user)
+    mount_point = Path("/tmp") / f"tshop-full-disk-{uuid.uuid4().hex[:8]}"
+    mount_point.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size=1m,uid={owner.pw_uid},gid={owner.pw_gid},mode=0700",
+         "tmpfs", str(mount_point)],
+        check=True,
+    )  # fmt: skip
+    name = f"full_disk_{uuid.uuid4().hex[:8]}"
+    warehouse.execute(f"create tablespace {name} location '{mount_point}'")
+    yield name
+    # whatever the failed run left there is gone with the transaction that failed; drop what remains
+    for (relation,) in warehouse.rows(
+        "select oid::regclass::text from pg_class where reltablespace = "
+        "(select oid from pg_tablespace where spcname = %s)",
+        (name,),
+    ):
+        warehouse.execute(f"drop table if exists {relation}")
+    warehouse.execute(f"drop tablespace if exists {name}")
+    subprocess.run(["umount", str(mount_point)], check=False)
+    shutil.rmtree(mount_point, ignore_errors=True)
+
+
+def a_busy_day(warehouse) -> None:
+    """A correction, a rename and 20,000 new sale lines: more than 1 MB of new versions."""
+    warehouse.execute(
+        "update raw.sales set quantity = 3, updated_at = '2024-01-03 10:00' where sale_id = 100"
+    )
+    warehouse.execute(
+        "update raw.customer set last_name = 'Kim', updated_at = '2024-01-03 09:00' where customer_id = 1"
+    )
+    warehouse.execute(
+        "insert into raw.sales (sale_id, order_id, sold_at, customer_id, product_id, quantity, updated_at) "
+        "select 1000 + line, 5000 + line / 3, '2024-01-03 12:00', 1 + line % 2, 10 + line % 2, 1, "
+        "'2024-01-03 12:00' from generate_series(1, 20000) as line"
+    )
+
+
+def test_a_full_disk_fails_the_run_leaves_every_layer_as_it_was_and_the_rerun_matches_a_clean_run(
+    warehouse, tiny_tablespace, request
+):
+    seed_shop(warehouse)
+    warehouse.build()
+    a_busy_day(warehouse)
+    before = state(warehouse)
+
+    failed = warehouse.build(
+        check=False,
+        extra_env={
+            "PGOPTIONS": f"-c default_tablespace={tiny_tablespace} -c temp_tablespaces={tiny_tablespace}"
+        },
+    )
+    assert failed.returncode != 0
+    assert "No space left on device" in failed.stdout, failed.stdout[-2000:]
+    # each load is one transaction with its watermark: the sale lines' loads died half-way and left nothing;
+    # a load that fit (the customers' one rename) committed whole, with its own watermark
+    after = state(warehouse)
+    for table in ("dds.sales", "cdm.sales_datamart", "cdm.sales_rejected"):
+        assert after[table] == before[table], table
+    moved = dict(after["sl.load_metadata"]).items() - dict(before["sl.load_metadata"]).items()
+    assert {name for name, _ in moved} <= {"dds.customer", "dds.product"}, "no sale line watermark moved"
+
+    warehouse.build()
+    assert warehouse.value("select count(*) from cdm.sales_datamart where is_current") == 20002
+
+    clean = request.getfixturevalue("clean_warehouse")
+    seed_shop(clean)
+    clean.build()
+    a_busy_day(clean)
+    clean.build()
+    assert state(warehouse) == state(clean)
