@@ -21,7 +21,12 @@ COMPOSE_SCHEMA := $(VENVS)/tools/compose-spec.json
 
 # uv uses the machine's Python and never downloads one (only the package registries are reachable)
 export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON := $(PYTHON)
+export UV_PYTHON = $(value PYTHON)
+
+# A parameter (a variable given on the command line or in the environment) reaches a recipe's shell only as
+# $(call quoted,NAME): its text unexpanded ($(value)), in single quotes, its own single quotes escaped. So
+# `make generate START_DATE='2024-04-01;id'`, or a backquote or $$( ) in a value, is text, never a command.
+quoted = '$(subst ','\'',$(value $(1)))'
 
 ##@ The two commands
 
@@ -31,11 +36,15 @@ demo: envs services ## set everything up, run the demo shop through the pipeline
 
 .PHONY: test
 test: envs $(CHROMIUM) $(COMPOSE_SCHEMA) ## run the whole test suite against real local servers (what .ci/run runs)
-	$(AIRFLOW_ENV)/bin/pytest $(PYTEST_ARGS)
+	$(PYTEST_WITH_ARGS) $(AIRFLOW_ENV)/bin/pytest
 
 .PHONY: test-fast
 test-fast: $(AIRFLOW_ENV)/.synced ## run the quick tests only (no end-to-end runs)
-	$(AIRFLOW_ENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST_WITH_ARGS) $(AIRFLOW_ENV)/bin/pytest -m "not slow"
+
+# PYTEST_ARGS (several arguments, shell-style quotes allowed: PYTEST_ARGS="-k 'a or b' -x") reach pytest
+# through PYTEST_ADDOPTS, which pytest splits itself (shlex), so nothing in them is run by the shell
+PYTEST_WITH_ARGS = $(if $(value PYTEST_ARGS),PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} "$(call quoted,PYTEST_ARGS))
 
 ##@ Local services
 
@@ -68,15 +77,18 @@ BENCHES ?= bench/bench_clickhouse_endpoint.py bench/bench_datagen.py bench/bench
 
 .PHONY: bench
 bench: envs ## run the benchmarks (BENCHES=bench/bench_x.py for one) and print their tables
-	@for bench in $(BENCHES); do echo "== $$bench"; $(AIRFLOW_ENV)/bin/python -m bench.$$(basename $$bench .py); done
+	@benches=$(call quoted,BENCHES); set -f; for bench in $$benches; do \
+		echo "== $$bench"; $(AIRFLOW_ENV)/bin/python -m "bench.$$(basename "$$bench" .py)"; done
 
 ##@ Data
 
-# the demo-sized shop; the contract's full scale is CUSTOMERS=5000000 DAYS=90
-CUSTOMERS ?= 20000
-DAYS ?= 7
-SEED ?= 42
-START_DATE ?= 2024-03-04
+# Only the parameters set reach the generator, whose defaults make the demo-sized shop (CUSTOMERS=20000
+# DAYS=7 SEED=42 START_DATE=2024-03-04; the contract's full scale is CUSTOMERS=5000000 DAYS=90). A shop
+# already in RAW keeps its own customers and seed and refuses others, so passing defaults from here would
+# refuse every shop made with other ones.
+generate_option = $(if $(value $(1)),--$(2) $(call quoted,$(1)))
+GENERATE_ARGS = $(call generate_option,CUSTOMERS,customers) $(call generate_option,DAYS,days) \
+	$(call generate_option,SEED,seed) $(call generate_option,START_DATE,start-date)
 
 # TARGET=compose: into the Docker Compose stack's PostgreSQL (the generator always runs on the host)
 TARGET ?= local
@@ -91,7 +103,7 @@ endif
 
 .PHONY: generate
 generate: $(GENERATE_DEPS) ## simulate DAYS days of the shop into RAW (CUSTOMERS, DAYS, SEED, START_DATE, TARGET=compose)
-	@$(GENERATE_ENV); $(AIRFLOW_ENV)/bin/tshop-datagen generate --customers $(CUSTOMERS) --days $(DAYS) --seed $(SEED) --start-date $(START_DATE)
+	@$(GENERATE_ENV); $(AIRFLOW_ENV)/bin/tshop-datagen generate $(GENERATE_ARGS)
 
 ##@ Pipeline
 
@@ -135,7 +147,7 @@ compose/.env:
 envs: $(AIRFLOW_ENV)/.synced $(DBT_ENV)/.synced $(SUPERSET_ENV)/.synced ## create or update all environments
 
 $(UV):
-	$(PYTHON) -m venv $(BOOTSTRAP_ENV)
+	$(call quoted,PYTHON) -m venv $(BOOTSTRAP_ENV)
 	$(BOOTSTRAP_ENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # Airflow 3 + astronomer-cosmos + the runtime (tshop) and the generator (datagen), with the dev tools
@@ -158,7 +170,7 @@ $(COMPOSE_SCHEMA): | $(UV)
 	mkdir -p $(VENVS)/tools/download
 	$(BOOTSTRAP_ENV)/bin/pip download --quiet --disable-pip-version-check --no-deps docker-compose==1.29.2 \
 		--dest $(VENVS)/tools/download >&2
-	$(PYTHON) -c 'import glob, sys, zipfile; \
+	$(call quoted,PYTHON) -c 'import glob, sys, zipfile; \
 		wheel = zipfile.ZipFile(glob.glob(sys.argv[1])[0]); open(sys.argv[2], "wb").write(wheel.read("compose/config/compose_spec.json"))' \
 		"$(VENVS)/tools/download/docker_compose-1.29.2-*.whl" $@
 	rm -rf $(VENVS)/tools/download

@@ -37,6 +37,7 @@ from bench.report import markdown_table, write_section
 from bench.timing import timed
 from datagen.customers import new_customers
 from datagen.purchases import day_sales
+from datagen.record import IdRanges
 from datagen.vocabulary import vocabulary
 from datagen.writer import RawWriter, create_raw_tables
 from tshop.config import REPO_ROOT, settings
@@ -102,7 +103,13 @@ def load_against_server_copy(conn: psycopg.Connection, exchange: Path) -> tuple[
         "raw.customer": new_customers(rng, vocabulary(2), 1, ROWS, REGISTERED_FROM, 365),
         # a Saturday of a shop big enough for ROWS lines (5% buy, about 2.1 lines each)
         "raw.sales": day_sales(
-            rng, SATURDAY, int(ROWS / 0.05 / 2.1), np.arange(1, 1001), np.full(1000, 1 / 1000), 1, 1
+            rng,
+            SATURDAY,
+            IdRanges.run(1, int(ROWS / 0.05 / 2.1)),
+            np.arange(1, 1001),
+            np.full(1000, 1 / 1000),
+            1,
+            1,
         ),
     }
     rows = []

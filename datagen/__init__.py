@@ -2,10 +2,12 @@
 PostgreSQL's RAW layer (`raw.customer`, `raw.product`, `raw.sales`).
 
 Modules by concern: `vocabulary` (mimesis word pools), `customers`, `products`, `purchases`, `changes`
-(what each makes and with which distributions), `simulation` (the day-by-day driver), `writer` (RAW's DDL
-and the binary COPY loads), `cli` (the `tshop-datagen` command).
+(what each makes and with which distributions), `record` (the generator's own record of the shop),
+`simulation` (the day-by-day driver), `writer` (RAW's DDL, the record's reads and writes, the binary COPY
+loads), `errors` (what it refuses), `cli` (the `tshop-datagen` command).
 """
 
-from datagen.simulation import DayAlreadyLoaded, ShopSimulation
+from datagen.errors import ArgumentsDiffer, DayAlreadyLoaded, DaysOutOfRange, Refused
+from datagen.simulation import ShopSimulation
 
-__all__ = ["DayAlreadyLoaded", "ShopSimulation"]
+__all__ = ["ArgumentsDiffer", "DayAlreadyLoaded", "DaysOutOfRange", "Refused", "ShopSimulation"]

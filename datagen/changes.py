@@ -5,7 +5,8 @@ Distributions (per day):
 - last names: 0.03% of the customers registered before the day take a new last name from the pool;
 - prices: 1% of the products get a new price, the old one times a factor uniform in 0.8-1.2, ending in .99;
 - corrected sale lines: 0.3% of the lines sold on the day before get a new quantity (1-4, never the same).
-The moment of each change is uniform over the day.
+The moment of each change is uniform over the day. Each draws only from the shop's own rows (those the
+generator made, `datagen/record.py`): an outside writer's rows in RAW are never changed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from datagen.record import IdRanges
 from datagen.vocabulary import Vocabulary
 
 LAST_NAME_CHANGE_RATE = 0.0003
@@ -29,11 +31,12 @@ def _moments(rng: np.random.Generator, day: dt.date, count: int) -> np.ndarray:
 
 
 def last_name_changes(
-    rng: np.random.Generator, vocab: Vocabulary, day: dt.date, customer_count: int
+    rng: np.random.Generator, vocab: Vocabulary, day: dt.date, customers: IdRanges
 ) -> pl.DataFrame:
-    count = int(rng.binomial(customer_count, LAST_NAME_CHANGE_RATE)) if customer_count else 0
+    """New last names for some of `customers` (the shop's own, registered before the day)."""
+    count = int(rng.binomial(len(customers), LAST_NAME_CHANGE_RATE)) if len(customers) else 0
     ids = (
-        np.sort(rng.choice(customer_count, size=count, replace=False) + 1)
+        customers.ids(np.sort(rng.choice(len(customers), size=count, replace=False)))
         if count
         else np.array([], np.int64)
     )

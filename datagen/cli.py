@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from datagen.simulation import DayAlreadyLoaded, DayReport, ShopSimulation
+from datagen.errors import Refused
+from datagen.simulation import DEFAULT_CUSTOMERS, DEFAULT_SEED, EARLIEST_DAY, DayReport, ShopSimulation
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console(stderr=True)
@@ -26,14 +28,31 @@ def main() -> None:
 )
 def generate(
     customers: Annotated[
-        int, typer.Option(min=1, help="Customers of a new shop (a continuing shop keeps its own).")
-    ] = 20_000,
+        int | None,
+        typer.Option(
+            min=1,
+            show_default=False,
+            help=f"Customers of a new shop (default {DEFAULT_CUSTOMERS:,}). A shop RAW already holds keeps "
+            "its own: another number is refused, the same one accepted.",
+        ),
+    ] = None,
     days: Annotated[int, typer.Option(min=1, help="Business days to simulate.")] = 7,
     seed: Annotated[
-        int, typer.Option(help="Random seed: the same seed and arguments give the same rows.")
-    ] = 42,
+        int | None,
+        typer.Option(
+            min=0,
+            max=2**63 - 1,
+            show_default=False,
+            help=f"Random seed of a new shop (default {DEFAULT_SEED}): the same seed and arguments give the "
+            "same rows. A shop RAW already holds keeps its own: another seed is refused.",
+        ),
+    ] = None,
     start_date: Annotated[
-        dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="First business day (YYYY-MM-DD).")
+        dt.datetime,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help=f"First business day (YYYY-MM-DD), from {EARLIEST_DAY}; the last must be over (UTC).",
+        ),
     ] = dt.datetime(2024, 3, 4),
     dsn: Annotated[
         str | None, typer.Option(help="postgresql:// URL; default: TSHOP_PG_DSN or the local server.")
@@ -56,6 +75,7 @@ def generate(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
+        transient=True,  # the days print their own lines; a refusal is not followed by an empty bar
     ) as progress:
         task = progress.add_task("simulating days", total=days)
 
@@ -71,12 +91,21 @@ def generate(
 
         try:
             simulation.run(start_date.date(), days, skip_loaded=skip_loaded, on_day=on_day)
-        except DayAlreadyLoaded as refused:
-            console.print(f"[red]error:[/red] {refused}")
-            raise typer.Exit(1) from None
+        except Refused as refused:
+            _fail(str(refused))
+        except psycopg.Error as error:
+            # the day in progress rolled back as a whole; the days printed above are in RAW
+            _fail(f"PostgreSQL: {str(error).strip()}")
     console.print(
         f"{days} day(s): {totals['orders']:,} cheques, {totals['lines']:,} sale lines in {time.monotonic() - started:.1f} s"
     )
+
+
+def _fail(message: str) -> NoReturn:
+    # markup off: a message quotes PostgreSQL's and the user's text, which may hold [brackets]
+    console.print("[red]error:[/red] ", end="")
+    console.print(message, markup=False, highlight=False)
+    raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ CATEGORIES: dict[str, tuple[list[str], list[str], float, float]] = {
 }
 
 
-def catalogue(rng: np.random.Generator, vocab: Vocabulary, listed_at: dt.datetime) -> pl.DataFrame:
-    """Every product of the shop, with `updated_at` = `listed_at`."""
+def catalogue(
+    rng: np.random.Generator, vocab: Vocabulary, listed_at: dt.datetime, first_id: int = 1
+) -> pl.DataFrame:
+    """Every product of the shop, with ids from `first_id` and `updated_at` = `listed_at`."""
     models = []
     names: set[str] = set()
     for category, (garments, sizes, low, high) in CATEGORIES.items():
@@ -55,7 +57,7 @@ def catalogue(rng: np.random.Generator, vocab: Vocabulary, listed_at: dt.datetim
             models.extend((name, category, size, round(float(price), 2)) for size in sizes)
     frame = pl.DataFrame(models, schema=["name", "category", "size", "price"], orient="row")
     return frame.with_columns(
-        pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("product_id"),
+        pl.int_range(first_id, first_id + frame.height, dtype=pl.Int64).alias("product_id"),
         pl.col("price").cast(pl.Decimal(12, 2)),
         pl.lit(listed_at).cast(pl.Datetime("us")).alias("updated_at"),
     ).select("product_id", "name", "category", "size", "price", "updated_at")

@@ -1,8 +1,9 @@
 """Purchases of one day: who buys, how many lines, which products, how many of each, and when.
 
 Distributions:
-- each customer registered before the day buys with probability 1% on weekdays and 5% on Saturdays and
-  Sundays (one Bernoulli draw per customer: at most one purchase per customer per day);
+- each of the shop's own customers (those the generator made, not an outside writer's) registered before
+  the day buys with probability 1% on weekdays and 5% on Saturdays and Sundays (one Bernoulli draw per
+  customer: at most one purchase per customer per day);
 - lines per purchase: 1 + Poisson(1.2), at most 8, products drawn by popularity; a product drawn twice in
   one purchase is kept once, so lines are distinct products;
 - quantity per line: 1 + Geometric(0.75) - 1, so 1 most of the time, sometimes 2 or 3;
@@ -16,6 +17,8 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
+
+from datagen.record import IdRanges
 
 WEEKDAY_CONVERSION = 0.01
 WEEKEND_CONVERSION = 0.05
@@ -41,14 +44,16 @@ def purchase_times(rng: np.random.Generator, count: int) -> np.ndarray:
 def day_sales(
     rng: np.random.Generator,
     day: dt.date,
-    customer_count: int,
+    customers: IdRanges,
     product_ids: np.ndarray,
     product_weights: np.ndarray,
     first_order_id: int,
     first_sale_id: int,
 ) -> pl.DataFrame:
-    """The sale lines of `day` for customers 1..customer_count, with ids from the given firsts."""
-    buyers = np.flatnonzero(rng.random(customer_count) < conversion(day)).astype(np.int64) + 1
+    """The sale lines of `day` by the given customers (the shop's own, registered before the day), with
+    order and sale ids from the given firsts."""
+    # one draw per customer in id order; a customer's position maps to its id (k -> k + 1 for ids 1..N)
+    buyers = customers.ids(np.flatnonzero(rng.random(len(customers)) < conversion(day)))
     # order ids grow with purchase time (as a shop's sequence hands them out); buyers come in random order
     buyers = rng.permutation(buyers)
     orders = len(buyers)

@@ -122,3 +122,22 @@ create table if not exists raw.generated_day (
 );
 
 -- -- the generator's own record of the shop ---------------------------------------------------------------
+-- One row: what the generator made (datagen/record.py), so that it never takes an outside writer's rows for
+-- its own shop: its purchases and changes draw only from these ids, and each new id comes after both the
+-- last_* id here and RAW's greatest. Written in the same transaction as each simulated day. A RAW made by a
+-- generator that kept no record gets this row derived from RAW once, by the first day a newer one writes.
+create table if not exists raw.generator_shop (
+    shop boolean primary key default true check (shop), -- the one row
+    seed bigint not null check (seed >= 0),
+    initial_customers bigint not null check (initial_customers > 0),
+    customers bigint not null check (customers >= initial_customers), -- customers it made: the shop's size
+    customer_ids int8multirange not null, -- their ids
+    product_ids int8multirange not null, -- the catalogue's ids
+    sale_ids int8multirange not null, -- the sale lines it sold: the only lines it corrects
+    -- new ids start after these: the greatest id it handed out or found in RAW when it wrote its last day
+    last_customer_id bigint not null,
+    last_order_id bigint not null,
+    last_sale_id bigint not null,
+    derived_from_raw boolean not null, -- derived once from a RAW made by a generator that kept no record
+    updated_at timestamptz not null default clock_timestamp()
+);

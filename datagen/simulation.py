@@ -1,30 +1,43 @@
 """The shop, day by day: `ShopSimulation.run(start_date, days)` simulates each business day into RAW, one
 transaction per day.
 
-Incremental: the shop's state (customers, catalogue, last ids, loaded days) is read from RAW, so a later
-run with a later start date continues the same shop. Deterministic: every day draws from its own random
-generator seeded by (seed, date), and the initial population and catalogue from (seed, 0) and (seed, 1), so
-the same seed and arguments give the same rows, however the days are split between runs.
+Incremental: the shop is what the generator's own record says (`datagen/record.py`, `raw.generator_shop`:
+its seed and initial customers, its customers, catalogue and sale lines, its last ids), kept in the same
+transaction as each day, so a later run with a later start date continues the same shop, and rows that
+outside writers put in RAW neither join it nor lend it their ids. Deterministic: every day draws from its
+own random generator seeded by (seed, date), and the initial population and catalogue from (seed, 0) and
+(seed, 1), so the same seed and arguments give the same rows, however the days are split between runs.
+
+Refused before anything is written (`datagen/errors.py`): a day already loaded or before the last loaded
+day, days past 9999-12-31, before EARLIEST_DAY or not over yet, and a seed or number of initial customers
+other than the shop's own (a continuing shop would ignore them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import psycopg
 
 from datagen import changes, customers, products, purchases
-from datagen.vocabulary import vocabulary
+from datagen.errors import ArgumentsDiffer, DayAlreadyLoaded, DaysOutOfRange
+from datagen.record import IdRanges, ShopRecord
+from datagen.vocabulary import Vocabulary, vocabulary
 from datagen.writer import RawWriter, create_raw_tables
 
+__all__ = ["DayAlreadyLoaded", "DayReport", "ShopSimulation"]
+
+# a new shop's, when no seed or size is given; a continuing shop keeps its own
+DEFAULT_SEED = 42
+DEFAULT_CUSTOMERS = 20_000
 HISTORY_DAYS = 365  # the initial population registered over the year before the first simulated day
-
-
-class DayAlreadyLoaded(RuntimeError):
-    """A requested day is already in RAW (or earlier than the last loaded day); nothing was written."""
+# The first business day the simulator models: its customers, up to 86 years old and registered over the
+# year before, must be born inside the calendars of Python and PostgreSQL (year 1 onwards), and 1900 keeps
+# their ages and names those of a modern shop.
+EARLIEST_DAY = dt.date(1900, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -43,14 +56,37 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng([seed, *key])
 
 
+def requested_days(start_date: dt.date, days: int) -> tuple[dt.date, dt.date]:
+    """The first and last of `days` days from `start_date`, or DaysOutOfRange when the calendar or the
+    simulator cannot hold them."""
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    if start_date < EARLIEST_DAY:
+        raise DaysOutOfRange(
+            f"{start_date} is before {EARLIEST_DAY}, the earliest business day the simulator models; "
+            "nothing was written."
+        )
+    last = start_date.toordinal() + days - 1
+    if last > dt.date.max.toordinal():
+        raise DaysOutOfRange(
+            f"{days:,} days from {start_date} run past {dt.date.max}, the calendar's last day; "
+            "nothing was written."
+        )
+    return start_date, dt.date.fromordinal(last)
+
+
 class ShopSimulation:
-    def __init__(self, dsn: str, seed: int = 42, initial_customers: int = 20_000):
-        if initial_customers < 1:
+    def __init__(self, dsn: str, seed: int | None = None, initial_customers: int | None = None):
+        """`seed` and `initial_customers` make a new shop (DEFAULT_SEED, DEFAULT_CUSTOMERS when None); a
+        shop RAW already holds keeps its own, and refuses others (None continues it whatever they were)."""
+        if initial_customers is not None and initial_customers < 1:
             raise ValueError(f"initial_customers must be at least 1, got {initial_customers}")
+        if seed is not None and not 0 <= seed < 2**63:
+            raise ValueError(f"seed must be in 0..{2**63 - 1}, got {seed}")
         self.dsn = dsn
         self.seed = seed
         self.initial_customers = initial_customers
-        self.vocab = vocabulary(seed)
+        self._vocabularies: dict[int, Vocabulary] = {}
 
     def run(
         self,
@@ -60,27 +96,37 @@ class ShopSimulation:
         on_day: Callable[[DayReport], None] | None = None,
     ) -> list[DayReport]:
         """Simulate `days` business days from `start_date`. A day already loaded is refused before anything
-        is written (DayAlreadyLoaded), or skipped with `skip_loaded`."""
-        if days < 1:
-            raise ValueError(f"days must be at least 1, got {days}")
-        wanted = [start_date + dt.timedelta(days=offset) for offset in range(days)]
+        is written (DayAlreadyLoaded), or skipped with `skip_loaded`; so are days that cannot be simulated
+        (DaysOutOfRange) and arguments the shop would ignore (ArgumentsDiffer)."""
+        first_day, last_day = requested_days(start_date, days)
         # autocommit outside the explicit transactions: each `conn.transaction()` below is a real
         # BEGIN ... COMMIT of its own, not a savepoint of an open transaction
         with psycopg.connect(self.dsn, autocommit=True) as conn:
+            # RAW refuses rows from the future by the database's clock: a day is simulated once it is over
+            today = conn.execute("select (now() at time zone 'UTC')::date").fetchone()[0]
+            if last_day >= today:
+                raise DaysOutOfRange(
+                    f"{max(first_day, today)} is not over yet (the database's clock says {today} UTC): a "
+                    "business day is simulated after it ends, and RAW refuses rows from the future; "
+                    "nothing was written."
+                )
+            wanted = [first_day + dt.timedelta(days=offset) for offset in range(days)]
             with conn.transaction():
                 create_raw_tables(conn)
             writer = RawWriter(conn)
+            record = writer.record() or writer.derived_record()
+            self._refuse_other_arguments(record)
             loaded = writer.loaded_days(wanted)
-            last_day = writer.state().last_day
+            last_loaded = writer.last_day()
             if loaded and not skip_loaded:
                 raise DayAlreadyLoaded(
                     f"{', '.join(map(str, loaded))} already loaded into RAW; nothing was written. "
                     "Generate later days, or pass --skip-loaded to leave loaded days as they are."
                 )
-            earlier = [day for day in wanted if day not in loaded and last_day and day < last_day]
+            earlier = [day for day in wanted if day not in loaded and last_loaded and day < last_loaded]
             if earlier:
                 raise DayAlreadyLoaded(
-                    f"{earlier[0]} is before the last loaded day {last_day}: the shop only moves forward; "
+                    f"{earlier[0]} is before the last loaded day {last_loaded}: the shop only moves forward; "
                     "nothing was written."
                 )
             reports = []
@@ -89,52 +135,106 @@ class ShopSimulation:
                     report = DayReport(day, 0, 0, 0, 0, 0, 0, skipped=True)
                 else:
                     with conn.transaction():
-                        report = self._simulate_day(writer, day, first_day=start_date)
+                        writer.lock()
+                        # a run that wrote a day meanwhile left the newer record
+                        record, report = self._simulate_day(writer, writer.record() or record, day, first_day)
                 reports.append(report)
                 if on_day:
                     on_day(report)
             return reports
 
-    def _simulate_day(self, writer: RawWriter, day: dt.date, first_day: dt.date) -> DayReport:
-        state = writer.state()
-        day_start = dt.datetime.combine(day, dt.time())
-        if state.customers == 0:
+    def _refuse_other_arguments(self, record: ShopRecord | None) -> None:
+        """A continuing shop keeps the seed and initial customers it was made with: asked for others, it
+        would ignore them, so it refuses. The same values again are fine (the DAG passes its own each day)."""
+        if record is None:
+            return
+        differ = []
+        if self.initial_customers is not None and self.initial_customers != record.initial_customers:
+            differ.append(
+                f"{self.initial_customers:,} initial customers (--customers), but it began with "
+                f"{record.initial_customers:,} (and has {record.customers:,} now)"
+            )
+        if self.seed is not None and self.seed != record.seed:
+            differ.append(f"seed {self.seed} (--seed), but its seed is {record.seed}")
+        if differ:
+            raise ArgumentsDiffer(
+                f"RAW holds a shop already, and a continuing shop keeps what it was made with; asked for "
+                f"{'; and '.join(differ)}. Leave them out (or give the shop's own) to continue it, or "
+                "generate into an empty database for a new shop; nothing was written."
+            )
+
+    def _vocabulary(self, seed: int) -> Vocabulary:
+        if seed not in self._vocabularies:
+            self._vocabularies[seed] = vocabulary(seed)
+        return self._vocabularies[seed]
+
+    def _simulate_day(
+        self, writer: RawWriter, record: ShopRecord | None, day: dt.date, first_day: dt.date
+    ) -> tuple[ShopRecord, DayReport]:
+        """Write `day` into RAW and the record of the shop after it; the caller commits both together."""
+        if record is None:
+            record = ShopRecord(
+                seed=DEFAULT_SEED if self.seed is None else self.seed,
+                initial_customers=self.initial_customers or DEFAULT_CUSTOMERS,
+            )
+        seed, vocab = record.seed, self._vocabulary(record.seed)
+        # a new id comes after RAW's greatest too: never one an outside writer already used
+        raw = writer.raw_ids()
+        record = replace(
+            record,
+            last_customer_id=max(record.last_customer_id, raw.customer),
+            last_order_id=max(record.last_order_id, raw.order),
+            last_sale_id=max(record.last_sale_id, raw.sale),
+        )
+        if not record.customers:
             history_start = dt.datetime.combine(first_day, dt.time()) - dt.timedelta(days=HISTORY_DAYS)
+            first_id, count = record.last_customer_id + 1, record.initial_customers
             writer.copy(
                 "raw.customer",
-                customers.new_customers(
-                    _rng(self.seed, 0), self.vocab, 1, self.initial_customers, history_start, HISTORY_DAYS
-                ),
+                customers.new_customers(_rng(seed, 0), vocab, first_id, count, history_start, HISTORY_DAYS),
             )
-        if state.products == 0:
+            record = record.with_customers(first_id, count)
+        if not len(record.product_ids):
             listed_at = dt.datetime.combine(first_day, dt.time()) - dt.timedelta(days=HISTORY_DAYS + 1)
-            writer.copy("raw.product", products.catalogue(_rng(self.seed, 1), self.vocab, listed_at))
-        state = writer.state()
-        rng = _rng(self.seed, day.toordinal())
+            listed = products.catalogue(_rng(seed, 1), vocab, listed_at, first_id=raw.product + 1)
+            writer.copy("raw.product", listed)
+            record = replace(record, product_ids=IdRanges.run(raw.product + 1, listed.height))
+        rng = _rng(seed, day.toordinal())
 
-        # changes to rows of earlier days, drawn before today's rows exist
-        renamed = changes.last_name_changes(rng, self.vocab, day, state.customers)
+        # changes to the shop's own rows of earlier days, drawn before today's rows exist
+        renamed = changes.last_name_changes(rng, vocab, day, record.customer_ids)
         writer.overwrite("raw.customer", "customer_id", renamed)
-        prices = writer.prices()
-        repriced = changes.price_changes(rng, day, prices)
+        catalogue = writer.products(record.product_ids)
+        repriced = changes.price_changes(rng, day, catalogue.select("product_id", "price"))
         writer.overwrite("raw.product", "product_id", repriced)
-        corrected = changes.sale_corrections(rng, day, writer.lines_sold(day - dt.timedelta(days=1)))
+        corrected = changes.sale_corrections(
+            rng, day, writer.lines_sold(day - dt.timedelta(days=1), record.sale_ids)
+        )
         writer.overwrite("raw.sales", "sale_id", corrected)
 
-        # the day's purchases by the customers registered before it, then the day's new customers
-        catalogue = prices.sort("product_id")
-        weights = products.popularity(_catalogue_names(writer), _rng(self.seed, 1, 1))
+        # the day's purchases by the shop's customers registered before it, then the day's new customers
+        weights = products.popularity(catalogue.select("product_id", "name"), _rng(seed, 1, 1))
+        first_sale_id = record.last_sale_id + 1
         lines = purchases.day_sales(
-            rng, day, state.customers, catalogue["product_id"].to_numpy(), weights,
-            state.next_order_id, state.next_sale_id,
+            rng, day, record.customer_ids, catalogue["product_id"].to_numpy(), weights,
+            record.last_order_id + 1, first_sale_id,
         )  # fmt: skip
         writer.copy("raw.sales", lines)
-        added = customers.daily_growth(rng, state.customers)
-        if added:
-            writer.copy(
-                "raw.customer",
-                customers.new_customers(rng, self.vocab, state.customers + 1, added, day_start, 1),
+        if lines.height:
+            record = replace(
+                record,
+                sale_ids=record.sale_ids.added(first_sale_id, lines.height),
+                last_order_id=int(lines["order_id"].max()),
+                last_sale_id=int(lines["sale_id"].max()),
             )
+        added = customers.daily_growth(rng, record.customers)
+        if added:
+            first_id = record.last_customer_id + 1
+            day_start = dt.datetime.combine(day, dt.time())
+            writer.copy("raw.customer", customers.new_customers(rng, vocab, first_id, added, day_start, 1))
+            record = record.with_customers(first_id, added)
+        writer.save_record(record)
+
         report = DayReport(
             day=day,
             customers_added=added,
@@ -146,12 +246,5 @@ class ShopSimulation:
         )
         counts = {name: getattr(report, name) for name in (
             "customers_added", "orders", "sale_lines", "last_name_changes", "price_changes", "sale_corrections")}  # fmt: skip
-        writer.record_day(day, self.seed, counts)
-        return report
-
-
-def _catalogue_names(writer: RawWriter):
-    import polars as pl
-
-    rows = writer.conn.execute("select product_id, name from raw.product order by product_id").fetchall()
-    return pl.DataFrame(rows, schema={"product_id": pl.Int64, "name": pl.Utf8}, orient="row")
+        writer.record_day(day, seed, counts)
+        return record, report

@@ -12,6 +12,8 @@ import polars as pl
 import psycopg
 
 from datagen import pgbinary
+from datagen.errors import RecordUnreadable
+from datagen.record import IdRanges, ShopRecord
 
 CHUNK_ROWS = 250_000
 
@@ -44,29 +46,36 @@ def create_raw_tables(conn: psycopg.Connection) -> None:
 
 
 @dataclass(frozen=True)
-class ShopState:
-    """What the shop is before a day: counts and the next free ids."""
+class RawIds:
+    """The greatest id of each kind in RAW, whoever wrote it (0 when there is none)."""
 
-    customers: int
-    products: int
-    next_order_id: int
-    next_sale_id: int
-    last_day: dt.date | None
+    customer: int
+    product: int
+    order: int
+    sale: int
 
 
 class RawWriter:
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
 
-    def state(self) -> ShopState:
-        customers, products, order_id, sale_id, last_day = self.conn.execute(
-            """select (select coalesce(max(customer_id), 0) from raw.customer),
-                      (select count(*) from raw.product),
-                      (select coalesce(max(order_id), 0) from raw.sales),
-                      (select coalesce(max(sale_id), 0) from raw.sales),
-                      (select max(business_day) from raw.generated_day)"""
-        ).fetchone()
-        return ShopState(customers, products, order_id + 1, sale_id + 1, last_day)
+    def lock(self) -> None:
+        """Generators writing one RAW take turns, a day at a time (a transaction-level advisory lock)."""
+        self.conn.execute("select pg_advisory_xact_lock(hashtext('tshop generator'))")
+
+    def raw_ids(self) -> RawIds:
+        # order_id has no index: a scan of raw.sales, as the generator has always done once a day
+        return RawIds(
+            *self.conn.execute(
+                """select (select coalesce(max(customer_id), 0) from raw.customer),
+                          (select coalesce(max(product_id), 0) from raw.product),
+                          (select coalesce(max(order_id), 0) from raw.sales),
+                          (select coalesce(max(sale_id), 0) from raw.sales)"""
+            ).fetchone()
+        )
+
+    def last_day(self) -> dt.date | None:
+        return self.conn.execute("select max(business_day) from raw.generated_day").fetchone()[0]
 
     def loaded_days(self, days: list[dt.date]) -> list[dt.date]:
         rows = self.conn.execute(
@@ -74,16 +83,111 @@ class RawWriter:
         ).fetchall()
         return [row[0] for row in rows]
 
-    def prices(self) -> pl.DataFrame:
-        rows = self.conn.execute("select product_id, price from raw.product order by product_id").fetchall()
-        return pl.DataFrame(rows, schema={"product_id": pl.Int64, "price": pl.Decimal(12, 2)}, orient="row")
+    def record(self) -> ShopRecord | None:
+        """The generator's record of the shop (raw.generator_shop), None when there is none yet."""
+        row = self.conn.execute(
+            f"""select seed, initial_customers, {_runs("customer_ids")}, {_runs("product_ids")},
+                       {_runs("sale_ids")}, last_customer_id, last_order_id, last_sale_id, derived_from_raw
+                from raw.generator_shop"""
+        ).fetchone()
+        if row is None:
+            return None
+        seed, initial, *runs, last_customer, last_order, last_sale, derived = row
+        customer_ids, product_ids, sale_ids = (IdRanges(*runs[at : at + 2]) for at in (0, 2, 4))
+        return ShopRecord(
+            seed, initial, customer_ids, product_ids, sale_ids, last_customer, last_order, last_sale, derived
+        )
 
-    def lines_sold(self, day: dt.date) -> pl.DataFrame:
+    def derived_record(self) -> ShopRecord | None:
+        """The record of a shop simulated by a generator that kept none, derived from RAW; None when RAW
+        holds no simulated day (a new shop, whatever outside writers put in RAW).
+
+        That generator handed out customer, product and sale-line ids 1, 2, 3... with no gap, so its
+        customers and catalogue are the unbroken runs of ids from 1 (an outside writer's ids, such as
+        99,000,003, lie past them), its initial customers are that run less the customers its days added,
+        and its sale lines are the first as many as its days sold."""
+        row = self.conn.execute(
+            "select seed, (sum(customers_added) over ())::bigint, (sum(sale_lines) over ())::bigint "
+            "from raw.generated_day order by business_day desc limit 1"
+        ).fetchone()
+        if row is None:
+            return None
+        seed, added, lines = row
+        customers, products = _unbroken_run(self.conn, "customer"), _unbroken_run(self.conn, "product")
+        if customers - added < 1 or products < 1:
+            raise RecordUnreadable(
+                f"RAW holds simulated days but not the shop that made them (customers 1..{customers}, "
+                f"{added} of them added by those days; products 1..{products}), and the generator's record "
+                "of the shop (raw.generator_shop) is missing: it cannot tell its own rows from others'. "
+                "Generate into an empty database, or restore raw.generator_shop. Nothing was written."
+            )
+        raw = self.raw_ids()
+        return ShopRecord(
+            seed=seed,
+            initial_customers=customers - added,
+            customer_ids=IdRanges.run(1, customers),
+            product_ids=IdRanges.run(1, products),
+            sale_ids=IdRanges.run(1, lines),
+            last_customer_id=raw.customer,
+            last_order_id=raw.order,
+            last_sale_id=raw.sale,
+            derived_from_raw=True,
+        )
+
+    def save_record(self, record: ShopRecord) -> None:
+        self.conn.execute(
+            f"""insert into raw.generator_shop (shop, seed, initial_customers, customers, customer_ids,
+                    product_ids, sale_ids, last_customer_id, last_order_id, last_sale_id, derived_from_raw)
+                values (true, %(seed)s, %(initial)s, %(customers)s, {_multirange("customer")},
+                        {_multirange("product")}, {_multirange("sale")}, %(last_customer)s, %(last_order)s,
+                        %(last_sale)s, %(derived)s)
+                on conflict (shop) do update set
+                    seed = excluded.seed, initial_customers = excluded.initial_customers,
+                    customers = excluded.customers, customer_ids = excluded.customer_ids,
+                    product_ids = excluded.product_ids, sale_ids = excluded.sale_ids,
+                    last_customer_id = excluded.last_customer_id, last_order_id = excluded.last_order_id,
+                    last_sale_id = excluded.last_sale_id, derived_from_raw = excluded.derived_from_raw,
+                    updated_at = clock_timestamp()""",
+            {
+                "seed": record.seed,
+                "initial": record.initial_customers,
+                "customers": record.customers,
+                **{
+                    f"{kind}_{end}": getattr(ids, f"{end}s").tolist()
+                    for kind, ids in (
+                        ("customer", record.customer_ids),
+                        ("product", record.product_ids),
+                        ("sale", record.sale_ids),
+                    )
+                    for end in ("lower", "upper")
+                },
+                "last_customer": record.last_customer_id,
+                "last_order": record.last_order_id,
+                "last_sale": record.last_sale_id,
+                "derived": record.derived_from_raw,
+            },
+        )
+
+    def products(self, ids: IdRanges) -> pl.DataFrame:
+        """The shop's own products as RAW holds them now (product_id, name, price), by product_id."""
+        rows = self.conn.execute(
+            "select product_id, name, price from raw.product where product_id between %s and %s "
+            "order by product_id",
+            (int(ids.lowers[0]) if len(ids) else 1, ids.last),
+        ).fetchall()
+        frame = pl.DataFrame(
+            rows, schema={"product_id": pl.Int64, "name": pl.Utf8, "price": pl.Decimal(12, 2)}, orient="row"
+        )
+        return frame.filter(pl.Series(ids.contains(frame["product_id"].to_numpy())))
+
+    def lines_sold(self, day: dt.date, ids: IdRanges) -> pl.DataFrame:
+        """The shop's own sale lines sold on `day` (sale_id, quantity), by sale_id."""
         rows = self.conn.execute(
             "select sale_id, quantity from raw.sales where sold_at >= %s and sold_at < %s order by sale_id",
             (day, day + dt.timedelta(days=1)),
         ).fetchall()
-        return pl.DataFrame(rows, schema={"sale_id": pl.Int64, "quantity": pl.Int32}, orient="row")
+        frame = pl.DataFrame(rows, schema={"sale_id": pl.Int64, "quantity": pl.Int32}, orient="row")
+        return frame.filter(pl.Series(ids.contains(frame["sale_id"].to_numpy())))
 
     def copy(self, table: str, frame: pl.DataFrame) -> None:
         """Append `frame` (columns in the table's order) with binary COPY, a chunk at a time: encoded whole
@@ -130,6 +234,35 @@ class RawWriter:
             (day, seed, counts["customers_added"], counts["orders"], counts["sale_lines"],
              counts["last_name_changes"], counts["price_changes"], counts["sale_corrections"]),
         )  # fmt: skip
+
+
+def _runs(column: str) -> str:
+    """An int8multirange column as two arrays: its runs' lower and upper bounds, in order."""
+    return (
+        f"array(select lower(run) from unnest({column}) as run), "
+        f"array(select upper(run) from unnest({column}) as run)"
+    )
+
+
+def _multirange(kind: str) -> str:
+    """An int8multirange from the arrays %(kind_lower)s and %(kind_upper)s."""
+    return (
+        f"(select coalesce(range_agg(int8range(lower_id, upper_id)), '{{}}') "
+        f"from unnest(%({kind}_lower)s::bigint[], %({kind}_upper)s::bigint[]) as run(lower_id, upper_id))"
+    )
+
+
+def _unbroken_run(conn: psycopg.Connection, table: str) -> int:
+    """N such that raw.<table> holds every key 1..N (and N + 1 is missing): the first key whose position
+    in key order differs from it ends the run. Reads the primary key's index once."""
+    return conn.execute(
+        f"""select coalesce(
+                (select position - 1
+                 from (select {table}_id as id, row_number() over (order by {table}_id) as position
+                       from raw.{table} where {table}_id >= 1) as keys
+                 where id <> position order by position limit 1),
+                (select count(*) from raw.{table} where {table}_id >= 1))"""
+    ).fetchone()[0]
 
 
 def _columns(conn: psycopg.Connection, table: str) -> list[str]:
