@@ -174,7 +174,7 @@ def test_a_wrong_password_is_refused_as_clickhouse_refuses_it(clickhouse_url):
     response = pool.request(
         "GET", f"http://{url.hostname}:{url.port}/?query=select+1&user=default&password=wrong"
     )
-    assert response.status == 401
+    assert response.status == 403  # as ClickHouse answers AUTHENTICATION_FAILED
     assert response.headers["X-ClickHouse-Exception-Code"] == "516"
     assert response.data.startswith(b"Code: 516. DB::Exception:")
 

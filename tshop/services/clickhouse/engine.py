@@ -28,7 +28,11 @@ class QueryError(Exception):
 
     @classmethod
     def from_engine(cls, error: Exception) -> QueryError:
-        text = str(error).strip()
+        if isinstance(error, UnicodeDecodeError) and isinstance(error.object, bytes):
+            # the engine's message quotes query text that is not UTF-8, which chDB cannot turn into str
+            text = error.object.decode("utf-8", "replace").strip()
+        else:
+            text = str(error).strip()
         match = _CODE.search(text)
         return cls(
             int(match.group(1)) if match else 1000, text if match else f"Code: 1000. DB::Exception: {text}"
@@ -55,6 +59,9 @@ class Session:
     timeout: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     expires_at: float = 0.0
+    # the query parameters the session SET itself (`SET param_x = ...`): chDB forgets them whenever a query
+    # comes with parameters of its own, so every query of the session is given them again
+    parameters: dict[str, str] = field(default_factory=dict)
 
     def touch(self) -> None:
         self.expires_at = time.monotonic() + self.timeout
@@ -80,9 +87,15 @@ class Engine:
             self.run(self._root, "SELECT version(), timezone()", "TSV").data.decode().strip().split("\t")
         )
 
-    def run(self, connection, query: str, output_format: str) -> Result:
+    def run(
+        self, connection, query: str | bytes, output_format: str, parameters: dict[str, str] | None = None
+    ) -> Result:
+        """Run one statement. `query` may hold bytes that are not UTF-8 (in string literals, as ClickHouse
+        allows); `parameters` are this query's parameters only, they do not stay on the connection."""
+        if isinstance(query, str):
+            query = query.encode("utf-8", "surrogateescape")
         try:
-            result = connection.query(query, output_format)
+            result = connection.query(query, output_format, params=parameters or None)
         except Exception as error:  # chDB raises its own ChdbError (and RuntimeError from older paths)
             raise QueryError.from_engine(error) from None
         if getattr(result, "has_error", lambda: False)():
@@ -100,7 +113,8 @@ class Engine:
     def pooled(self, key: tuple, prepare) -> Iterator[Pooled]:
         """A connection outside any session, configured by `prepare(connection)` for `key` (the request's
         database and settings). Connections go back to the pool of their key unless the request marked
-        them `dirty` (it changed their state: SET, USE, query parameters)."""
+        them `dirty` (it changed their state: SET, USE, temporary tables). Query parameters never stay on
+        a connection: each query is given its own."""
         with self._pool_lock:
             idle = self._pool.get(key)
             connection = idle.pop() if idle else None
@@ -126,8 +140,8 @@ class Engine:
                         connection.close()
 
     @contextmanager
-    def session(self, session_id: str, timeout: float, check: bool) -> Iterator[object]:
-        """The session's own connection, locked for the request (ClickHouse refuses concurrent use)."""
+    def session(self, session_id: str, timeout: float, check: bool) -> Iterator[Session]:
+        """The session, locked for the request (ClickHouse refuses concurrent use)."""
         self._expire_sessions()
         with self._sessions_lock:
             session = self._sessions.get(session_id)
@@ -145,7 +159,7 @@ class Engine:
                     f"Session {session_id} is locked by a concurrent client",
                 )
         try:
-            yield session.connection
+            yield session
         finally:
             session.touch()
             session.lock.release()

@@ -1,31 +1,44 @@
 """ClickHouse's HTTP interface over the chDB engine, as clients use it.
 
 One thread per connection (keep-alive). A request carries its query in the `query` parameter and/or the
-body; an INSERT's data (the body, chunked or not, plain or compressed) is spooled to a file and read by the
-engine with `INSERT ... FROM INFILE`. URL parameters that are not the interface's own are settings for
-that query only; `param_*` are query parameters. Errors keep ClickHouse's form.
+body, one statement per request (a second one is refused with code 62, as ClickHouse does). The query
+text, INSERT data aside, is held in memory up to `max_query_size` bytes (ClickHouse's setting: 256 KiB
+unless the URL sets it, and never more than `MAX_QUERY_SIZE_CEILING`); an INSERT's data (the body,
+chunked or not, plain or compressed, or what follows `FORMAT x` / `VALUES` in the query text) is streamed
+to a file, a bounded piece at a time, and read by the engine with `INSERT ... FROM INFILE`. URL parameters
+that are not the interface's own are settings for that query only; `param_*` are query parameters, given
+to that query only. Statements that return no result (DDL, SET, INSERT) are answered with no body and no
+`X-ClickHouse-Format`. Every error, malformed HTTP included, keeps ClickHouse's form: its HTTP status,
+`X-ClickHouse-Exception-Code` and a `Code: N. DB::Exception: ... (NAME)` body.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
 import hmac
-import io
 import json
 import logging
 import socket
-import tempfile
 import uuid
 import zlib
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import lz4.frame
 
-from tshop.services.clickhouse.engine import Engine, QueryError, Result
-from tshop.services.clickhouse.sql import first_keyword, output_format, split_insert
+from tshop.services.clickhouse.body import RawBody, RequestBody, content_length
+from tshop.services.clickhouse.engine import Engine, QueryError, Result, Session
+from tshop.services.clickhouse.sql import (
+    first_keyword,
+    output_format,
+    parameter_names,
+    second_statement_at,
+    split_insert,
+)
 
 try:
     from backports import zstd
@@ -41,20 +54,45 @@ INTERFACE_PARAMS = {
     "wait_end_of_query", "role", "client_protocol_version", "stacktrace", "with_stacktrace",
 }  # fmt: skip
 READ_ONLY_STATEMENTS = {"SELECT", "SHOW", "DESCRIBE", "DESC", "EXISTS", "WITH", "EXPLAIN", "CHECK"}
-MAX_QUERY_TEXT = 64 * 1024 * 1024
+# statements that answer with no result set: ClickHouse sends them no body and no X-ClickHouse-Format
+NO_RESULT_STATEMENTS = {
+    "INSERT", "CREATE", "ALTER", "DROP", "SET", "USE", "TRUNCATE", "RENAME", "OPTIMIZE", "ATTACH",
+    "DETACH", "GRANT", "REVOKE", "SYSTEM", "EXCHANGE", "UNDROP", "DELETE", "UPDATE", "BEGIN", "COMMIT",
+    "ROLLBACK", "MOVE",
+}  # fmt: skip
+# statements that change a pooled connection's own state: it is not handed to another request
+STATE_CHANGING_STATEMENTS = {"SET", "USE", "CREATE"}
+DEFAULT_MAX_QUERY_SIZE = 262144  # ClickHouse's default max_query_size
+# the most query text (INSERT data aside) held in memory, whatever max_query_size a request asks for
+MAX_QUERY_SIZE_CEILING = 64 * 1024 * 1024
+MAX_SESSION_TIMEOUT = 3600  # ClickHouse's default max_session_timeout
 AUTHENTICATION_FAILED = 516
+PLAIN_TEXT = "text/plain; charset=UTF-8"
 
-# How ClickHouse maps exception codes to HTTP statuses (its HTTPHandler)
+# How ClickHouse maps exception codes to HTTP statuses (exceptionCodeToHTTPStatus); others get 500
 HTTP_STATUS = {
-    **dict.fromkeys((192, 193, 194, 195, 516), 401),  # unknown user, wrong password, authentication failed
-    **dict.fromkeys((164, 497), 403),  # readonly, access denied
-    **dict.fromkeys((60, 81, 46, 36, 47, 16, 73, 372), 404),  # unknown table/database/function/..., session
+    194: 401,  # required password
+    **dict.fromkeys((192, 193, 516, 512, 497), 403),  # unknown user, wrong password, authentication, access
     **dict.fromkeys(
-        (62, 26, 27, 6, 38, 41, 69, 70, 72, 53, 117, 373, 115, 27, 33, 32), 400
-    ),  # parse/bad input
-    202: 503,  # too many simultaneous queries
+        (36, 427, 6, 25, 26, 38, 41, 72, 441, 675, 676, 27, 376, 15, 44, 37, 123, 8, 167, 168, 223, 62, 117,
+         53, 321),
+        400,
+    ),  # bad arguments, cannot parse, syntax error, incorrect data, type mismatch
+    **dict.fromkeys((60, 46, 47, 50, 56, 81, 115, 152, 63, 73, 336, 78, 511), 404),  # unknown table, ...
+    229: 413,  # query is too large
     48: 501,  # not implemented
+    **dict.fromkeys((209, 76, 439), 503),  # socket timeout, cannot open file, cannot schedule task
+    381: 411,  # HTTP length required
+    159: 408,  # timeout exceeded
+    779: 415,  # unsupported media type
+}  # fmt: skip
+
+# http.server's own refusals (malformed request line or headers, unknown method), as ClickHouse codes
+HTTP_REFUSALS = {
+    414: (229, "QUERY_IS_TOO_LARGE"),
+    501: (1, "UNSUPPORTED_METHOD"),
 }
+MALFORMED_REQUEST = (1000, "POCO_EXCEPTION")  # what ClickHouse reports when its HTTP parser refuses one
 
 
 def http_status(code: int) -> int:
@@ -73,57 +111,29 @@ def _compress_response(data: bytes | memoryview, encoding: str) -> bytes:
     raise ValueError(encoding)
 
 
-def _decompressor(encoding: str):
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(wbits=31)
-    if encoding == "deflate":
-        return zlib.decompressobj()
-    if encoding == "lz4":
-        return lz4.frame.LZ4FrameDecompressor()
-    if encoding == "zstd":
-        return zstd.ZstdDecompressor()
-    raise QueryError.of(48, "NOT_IMPLEMENTED", f"Content-Encoding {encoding} is not supported")
-
-
-def decompress_stream(source, target, encoding: str) -> None:
-    """Decompress `source` into `target` chunk by chunk. Clients send one compressed frame (or gzip member)
-    per block, one after another: each frame's end starts a new decompressor on what follows."""
-    decompressor = _decompressor(encoding)
-    at_boundary = False  # true between two frames: the data may end there
-    try:
-        while chunk := source.read(1024 * 1024):
-            while chunk:
-                at_boundary = False
-                target.write(decompressor.decompress(chunk))
-                if not decompressor.eof:
-                    break
-                chunk = decompressor.unused_data
-                decompressor = _decompressor(encoding)
-                at_boundary = True
-        if not at_boundary:
-            raise ValueError("the compressed data ends in the middle of a frame")
-    except QueryError:
-        raise
-    except Exception as error:
-        raise QueryError.of(
-            271, "CANNOT_DECOMPRESS", f"Cannot decompress the request body ({encoding}): {error}"
-        ) from None
-
-
 class Request:
     """The parts of one HTTP request the interface reads."""
 
     def __init__(self, handler: BaseHTTPRequestHandler):
         url = urlsplit(handler.path)
         self.path = url.path
-        self.params = dict(parse_qsl(url.query, keep_blank_values=True))
+        # bytes that are not UTF-8 are kept as they were sent (surrogateescape), as ClickHouse keeps them
+        self.params = dict(parse_qsl(url.query, keep_blank_values=True, errors="surrogateescape"))
         self.headers = handler.headers
         self.method = handler.command
 
     def credentials(self) -> tuple[str, str]:
         auth = self.headers.get("Authorization", "")
         if auth.lower().startswith("basic "):
-            user, _, password = base64.b64decode(auth[6:]).decode(errors="replace").partition(":")
+            try:
+                decoded = base64.b64decode(auth[6:].strip(), validate=True)
+            except (binascii.Error, ValueError):
+                raise QueryError.of(
+                    AUTHENTICATION_FAILED,
+                    "AUTHENTICATION_FAILED",
+                    "Invalid authentication: the Authorization header is not valid Basic credentials",
+                ) from None
+            user, _, password = decoded.decode(errors="replace").partition(":")
             return user, password
         user = self.headers.get("X-ClickHouse-User") or self.params.get("user") or "default"
         password = self.headers.get("X-ClickHouse-Key") or self.params.get("password") or ""
@@ -137,7 +147,32 @@ class Request:
         }
 
     def query_parameters(self) -> dict[str, str]:
-        return {name[6:]: value for name, value in self.params.items() if name.startswith("param_")}
+        parameters = {name[6:]: value for name, value in self.params.items() if name.startswith("param_")}
+        for name, value in parameters.items():
+            if not _is_utf8(name + value):
+                # chDB takes parameters as text only: refused rather than changed
+                raise QueryError.of(
+                    36, "BAD_ARGUMENTS", f"Query parameter {name!r} is not valid UTF-8 on this endpoint"
+                )
+        return parameters
+
+    def max_query_size(self) -> int:
+        """How much query text (INSERT data aside) this request may send: ClickHouse's max_query_size."""
+        value = self.params.get("max_query_size", "")
+        size = int(value) if value.isdigit() else DEFAULT_MAX_QUERY_SIZE
+        return min(size, MAX_QUERY_SIZE_CEILING)
+
+    def session_timeout(self) -> float:
+        value = self.params.get("session_timeout") or "60"
+        if not value.isdigit():
+            raise QueryError.of(374, "INVALID_SESSION_TIMEOUT", f"Invalid session timeout: '{value}'")
+        if int(value) > MAX_SESSION_TIMEOUT:
+            raise QueryError.of(
+                374,
+                "INVALID_SESSION_TIMEOUT",
+                f"Session timeout '{value}' is larger than max_session_timeout: {MAX_SESSION_TIMEOUT}",
+            )
+        return float(value)
 
 
 class ClickHouseHandler(BaseHTTPRequestHandler):
@@ -157,7 +192,24 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         self._serve()
 
     def do_HEAD(self) -> None:
-        self._send(200, b"", {"Content-Type": "text/plain; charset=UTF-8"})
+        self._send(200, b"", {"Content-Type": PLAIN_TEXT})
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line or header, an unknown method) in
+        ClickHouse's form, not the standard library's HTML page."""
+        exception_code, name = HTTP_REFUSALS.get(code, MALFORMED_REQUEST)
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Bad request"
+        error = QueryError.of(exception_code, name, message or phrase)
+        if self.request_version == "HTTP/0.9":
+            # a request line too broken to name a version: answer in HTTP/1.1, with a status line and
+            # headers, rather than the bare body HTTP/0.9 would get
+            self.request_version = self.protocol_version
+        self.close_connection = True
+        self._send(code, self._error_body(error), self._error_headers(error, {"Connection": "close"}))
+        self._discard_unread_input()
 
     def _send(self, status: int, body: bytes | memoryview, headers: dict[str, str]) -> None:
         try:
@@ -180,79 +232,111 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             "Keep-Alive": "timeout=10",
         }
 
-    def _read_body(self, body) -> None:
-        """Copy the request body, de-chunked, into `body` (a file or a buffer)."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            while True:
-                size_line = self.rfile.readline(65537)
-                if not size_line:
-                    raise QueryError.of(33, "CANNOT_READ_ALL_DATA", "Unexpected end of chunked request body")
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    break
-                self._copy(body, size)
-                self.rfile.readline(3)
-        else:
-            length = int(self.headers.get("Content-Length") or 0)
-            self._copy(body, length)
+    def _error_body(self, error: QueryError) -> bytes:
+        text = error.text + f" (version {self.server.engine.version})\n"
+        return text.encode("utf-8", "replace")
 
-    def _copy(self, target, size: int) -> None:
-        remaining = size
-        while remaining:
-            chunk = self.rfile.read(min(remaining, 1024 * 1024))
-            if not chunk:
-                raise QueryError.of(33, "CANNOT_READ_ALL_DATA", f"Request body ended {remaining} bytes early")
-            target.write(chunk)
-            remaining -= len(chunk)
+    @staticmethod
+    def _error_headers(error: QueryError, headers: dict[str, str]) -> dict[str, str]:
+        return {**headers, "X-ClickHouse-Exception-Code": str(error.code), "Content-Type": PLAIN_TEXT}
+
+    def _refuse(self, error: QueryError, headers: dict[str, str], body: RawBody | None) -> None:
+        """Answer with an error. What is left of the body is read first, as ClickHouse does: the
+        connection stays usable, and a client still sending would otherwise miss the answer."""
+        if body is not None and not body.finished:
+            body.drain()
+        broken = body is None or not body.finished  # the request's end cannot be found: no next request
+        if broken:
+            self.close_connection = True
+            headers = {**headers, "Connection": "close"}
+        self._send(http_status(error.code), self._error_body(error), self._error_headers(error, headers))
+        if broken:
+            self._discard_unread_input()
+
+    def _discard_unread_input(self) -> None:
+        """Before closing: read and drop what the client still sends (up to 1 MiB, for up to a second).
+        A socket closed with unread input is reset, and the client could lose the answer it was sent."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(1)
+            left = 1024 * 1024
+            while left > 0 and (data := self.rfile.read1(65536)):
+                left -= len(data)
+        except OSError:
+            pass  # gone already, or silent: nothing more to do
+
+    def _raw_body(self) -> RawBody:
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        length = 0 if chunked else content_length(self.headers.get("Content-Length"))
+        return RawBody(self.rfile, chunked, length)
 
     # -- the interface -------------------------------------------------------------------------
     def _serve(self) -> None:
         request = Request(self)
         query_id = request.params.get("query_id") or str(uuid.uuid4())
-        if request.path in ("/ping", "/replicas_status") or (
-            request.path == "/" and self.command == "GET" and "query" not in request.params
-        ):
-            self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
-            return
-        if request.path not in ("/", "/query"):
-            self._send(
-                404, b"There is no handle " + request.path.encode() + b"\n", {"Content-Type": "text/plain"}
-            )
-            return
         headers = self._base_headers(query_id)
+        raw: RawBody | None = None
         try:
+            raw = self._raw_body()
+            if self._serve_page(request, raw):
+                return
             self._authenticate(request)
-            result, response_format = self._execute(request, query_id)
+            encoding = self.headers.get("Content-Encoding", "").strip().lower() or None
+            result, response_format = self._execute(request, RequestBody(raw, encoding), query_id)
         except QueryError as error:
-            self.close_connection = True
-            body = (error.text + f" (version {self.server.engine.version})\n").encode()
-            headers.update(
-                {"X-ClickHouse-Exception-Code": str(error.code), "Content-Type": "text/plain; charset=UTF-8"}
-            )
-            self._send(http_status(error.code), body, headers)
+            self._refuse(error, headers, raw)
             return
         except (TimeoutError, ConnectionResetError, BrokenPipeError):
             self.close_connection = True
             return
+        except Exception as error:  # a fault of the endpoint itself: still answered in ClickHouse's form
+            log.exception("query %s failed inside the endpoint", query_id)
+            self._refuse(
+                QueryError.of(1001, "STD_EXCEPTION", f"{type(error).__name__}: {error}"), headers, raw
+            )
+            return
+        self._answer(request, result, response_format, headers)
+
+    def _serve_page(self, request: Request, body: RawBody) -> bool:
+        """/ping and the pages that are not queries; False for a query."""
+        if request.path in ("/ping", "/replicas_status") or (
+            request.path == "/" and self.command == "GET" and "query" not in request.params
+        ):
+            body.drain()
+            self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
+            return True
+        if request.path not in ("/", "/query"):
+            # ClickHouse's own answer to a path it has no handler for: a 404 page, not an exception
+            body.drain()
+            page = (
+                f"There is no handle {request.path}\n\nUse / or /ping for health checks.\n"
+                "Or /replicas_status for more sophisticated health checks.\n\n"
+                "Send queries from your program with POST method or GET /?query=...\n"
+            )
+            self._send(404, page.encode("utf-8", "surrogateescape"), {"Content-Type": PLAIN_TEXT})
+            return True
+        return False
+
+    def _answer(self, request: Request, result: Result, response_format: str | None, headers: dict) -> None:
         data = result.data
+        summary = {
+            "read_rows": str(result.rows_read),
+            "read_bytes": str(result.bytes_read),
+            "written_rows": str(result.rows_written),
+            "written_bytes": str(result.bytes_written),
+            "total_rows_to_read": str(result.rows_read),
+            "result_bytes": str(len(data)),
+            "elapsed_ns": str(int(result.elapsed * 1e9)),
+        }
+        if response_format is None:
+            # no result set: no body and no X-ClickHouse-Format, which is how clients tell
+            headers["X-ClickHouse-Summary"] = json.dumps({**summary, "result_rows": "0"})
+            self._send(200, b"", {**headers, "Content-Type": PLAIN_TEXT})
+            return
+        headers["X-ClickHouse-Summary"] = json.dumps(summary)
         headers.update(
-            {
-                "Content-Type": _content_type(response_format),
-                "X-ClickHouse-Format": response_format,
-                "X-ClickHouse-Summary": json.dumps(
-                    {
-                        "read_rows": str(result.rows_read),
-                        "read_bytes": str(result.bytes_read),
-                        "written_rows": str(result.rows_written),
-                        "written_bytes": str(result.bytes_written),
-                        "total_rows_to_read": str(result.rows_read),
-                        "result_bytes": str(len(data)),
-                        "elapsed_ns": str(int(result.elapsed * 1e9)),
-                    }
-                ),
-            }
+            {"Content-Type": _content_type(response_format), "X-ClickHouse-Format": response_format}
         )
         encoding = self._response_encoding(request)
         if encoding and data:
@@ -264,8 +348,8 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         user, password = request.credentials()
         expected_user, expected_password = self.server.credentials
         if not (
-            hmac.compare_digest(user.encode(), expected_user.encode())
-            and hmac.compare_digest(password.encode(), expected_password.encode())
+            hmac.compare_digest(user.encode(errors="replace"), expected_user.encode())
+            and hmac.compare_digest(password.encode(errors="replace"), expected_password.encode())
         ):
             raise QueryError.of(
                 AUTHENTICATION_FAILED,
@@ -282,82 +366,84 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 return name
         return None
 
-    def _execute(self, request: Request, query_id: str) -> tuple[Result, str]:
+    def _execute(self, request: Request, body: RequestBody, query_id: str) -> tuple[Result, str | None]:
+        """Run the request's statement: its result and the format of its result set (None: it has none)."""
         infile: Path | None = None
         try:
-            query, infile = self._query_text(request)
+            query, infile = self._query_text(request, body)
+            _refuse_multi_statements(query)
             statement = first_keyword(query)
             if self.command == "GET" and statement not in READ_ONLY_STATEMENTS:
                 raise QueryError.of(164, "READONLY", "Cannot execute query in readonly mode")
             default_format = request.params.get("default_format") or "TabSeparated"
-            response_format = output_format(query) if statement != "INSERT" else None
-            response_format = response_format or default_format
+            response_format = None
+            if statement not in NO_RESULT_STATEMENTS:
+                response_format = output_format(query) or default_format
             session_id = request.params.get("session_id")
             if session_id:
                 with self.server.engine.session(
                     session_id,
-                    float(request.params.get("session_timeout") or 60),
+                    request.session_timeout(),
                     request.params.get("session_check", "0") in ("1", "true"),
-                ) as connection:
-                    return self._run_in_session(connection, request, query, default_format), response_format
-            return self._run_pooled(request, query, statement, default_format), response_format
+                ) as session:
+                    result = self._run_in_session(session, request, query, statement, default_format)
+            else:
+                result = self._run_pooled(request, query, statement, default_format)
+            if response_format is None and result.data:
+                response_format = default_format  # a statement that answered after all (a verbose ALTER)
+            return result, response_format
         finally:
             if infile:
                 infile.unlink(missing_ok=True)
 
-    def _query_text(self, request: Request) -> tuple[str, Path | None]:
-        """The query to run and, for an INSERT with data, the file holding that data (uncompressed)."""
-        encoding = self.headers.get("Content-Encoding", "").strip().lower() or None
+    def _query_text(self, request: Request, body: RequestBody) -> tuple[str, Path | None]:
+        """The statement to run and, for an INSERT with data, the file holding that data (uncompressed).
+        Only the query text is held in memory, up to max_query_size; INSERT data is streamed to disk."""
         in_url = request.params.get("query")
-        has_body = (
-            bool(int(self.headers.get("Content-Length") or 0))
-            or "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        )
-        if in_url is not None and has_body and first_keyword(in_url) == "INSERT":
+        if in_url is not None and not body.finished and first_keyword(in_url) == "INSERT":
             insert = split_insert(in_url)
             if insert is None:
-                self._read_body(io.BytesIO())  # drain it: the connection stays usable
                 raise QueryError.of(
                     62, "SYNTAX_ERROR", "INSERT query in the URL has no FORMAT for the data in the body"
                 )
-            infile = self._spool_data(self.server.spool_dir, encoding)
+            # ClickHouse reads the data on from the query parameter, a newline, then the body
+            first = insert.inline_data + b"\n" if insert.inline_data else b""
+            infile = self._spool(first, body)
             return insert.with_infile(str(infile), None), infile
-        buffer = io.BytesIO()
-        self._read_body(buffer)
-        raw = buffer.getvalue()
-        if len(raw) > MAX_QUERY_TEXT:
-            raise QueryError.of(62, "SYNTAX_ERROR", f"Max query size exceeded: {len(raw)} bytes")
-        if encoding and raw:
-            plain = io.BytesIO()
-            decompress_stream(io.BytesIO(raw), plain, encoding)
-            raw = plain.getvalue()
-        text = raw.decode("utf-8", "surrogateescape")
-        query = (
-            f"{in_url}\n{text}" if in_url is not None and text else (in_url if in_url is not None else text)
-        )
-        if not query.strip():
-            raise QueryError.of(62, "SYNTAX_ERROR", "Empty query")
-        insert = split_insert(query)
-        if insert is not None and insert.inline_data:
-            infile = self.server.spool_dir / f"insert-{uuid.uuid4().hex}"
-            infile.write_bytes(insert.inline_data)
+        limit = request.max_query_size()
+        in_url_bytes = None if in_url is None else in_url.encode("utf-8", "surrogateescape")
+        joined = len(in_url_bytes) + 1 if in_url_bytes is not None else 0
+        sent = body.read_up_to(max(limit + 1 - joined, 1))
+        if in_url_bytes is not None:
+            sent = in_url_bytes + b"\n" + sent if sent else in_url_bytes
+        text = sent.decode("utf-8", "surrogateescape")
+        if len(sent) <= limit and body.finished:
+            if not text.strip():
+                raise QueryError.of(62, "SYNTAX_ERROR", "Empty query")
+            insert = split_insert(text)
+            if insert is None or not insert.inline_data:
+                return text, None
+            infile = self._spool(insert.inline_data, body)
             return insert.with_infile(str(infile), None), infile
-        return query, None
+        # longer than max_query_size: only an INSERT whose data starts within it goes on, data to disk
+        insert = split_insert(text, values_as_data=True)
+        if insert is None or not insert.inline_data:
+            raise QueryError.of(
+                62,
+                "SYNTAX_ERROR",
+                "Max query size exceeded (can be increased with the `max_query_size` setting, up to "
+                f"{MAX_QUERY_SIZE_CEILING} on this endpoint): the query is longer than {limit} bytes",
+            )
+        infile = self._spool(insert.inline_data, body)
+        return insert.with_infile(str(infile), None), infile
 
-    def _spool_data(self, spool: Path, encoding: str | None) -> Path:
-        """Stream the request body into a file the engine reads, decompressing on the way."""
-        infile = spool / f"insert-{uuid.uuid4().hex}"
+    def _spool(self, first: bytes, body: RequestBody) -> Path:
+        """`first`, then the rest of the body, into a file the engine reads: a bounded piece at a time."""
+        infile = self.server.spool_dir / f"insert-{uuid.uuid4().hex}"
         try:
             with open(infile, "wb") as target:
-                if encoding:
-                    # decompress as it arrives: a pipe of de-chunked body into the decompressor
-                    body = tempfile.TemporaryFile(dir=spool)
-                    with body:
-                        self._read_body(body)
-                        body.seek(0)
-                        decompress_stream(body, target, encoding)
-                else:
-                    self._read_body(target)
+                target.write(first)
+                body.copy_to(target)
         except BaseException:
             infile.unlink(missing_ok=True)
             raise
@@ -366,30 +452,54 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
     def _configure(self, connection, request: Request, settings: dict[str, str]) -> None:
         engine = self.server.engine
         if request.params.get("database"):
-            engine.run(connection, f"USE {_identifier(request.params['database'])}", "TSV")
+            engine.run(connection, f"USE {_quoted_name(request.params['database'])}", "TSV")
         for name, value in settings.items():
             engine.run(connection, f"SET {_identifier(name)} = {_literal(value)}", "TSV")
-        for name, value in request.query_parameters().items():
-            engine.run(connection, f"SET param_{_identifier(name)} = {_literal(value)}", "TSV")
 
     def _run_pooled(self, request: Request, query: str, statement: str, default_format: str) -> Result:
         """Outside a session: a connection already configured with this request's database and settings
-        when one is idle, else a new one; one whose state the query changes is not reused."""
+        when one is idle, else a new one; one whose state the query changes is not reused. Query
+        parameters go with the query, never onto the connection."""
         settings = request.settings()
         parameters = request.query_parameters()
         key = (request.params.get("database", ""), tuple(sorted(settings.items())))
         with self.server.engine.pooled(
             key, lambda connection: self._configure(connection, request, settings)
         ) as handle:
-            handle.dirty = bool(parameters) or statement in ("SET", "USE", "CREATE")
-            return self.server.engine.run(handle.connection, query, default_format)
+            handle.dirty = statement in STATE_CHANGING_STATEMENTS
+            return self.server.engine.run(handle.connection, query, default_format, parameters)
 
-    def _run_in_session(self, connection, request: Request, query: str, default_format: str) -> Result:
+    def _run_in_session(
+        self, session: Session, request: Request, query: str, statement: str, default_format: str
+    ) -> Result:
+        """In a session: the URL's database, settings and parameters are for this query only, and what
+        the session SET itself stays."""
         engine = self.server.engine
+        connection = session.connection
+        if statement == "SET":
+            # a SET changes the session itself and reads none of the URL's settings or parameters
+            result = engine.run(connection, query, default_format)
+            for name in parameter_names(query):
+                value = engine.run(connection, f"SELECT {{{name}:String}}", "RawBLOB").data
+                session.parameters[name] = bytes(value).decode("utf-8", "replace")
+            return result
+        parameters = {**session.parameters, **request.query_parameters()}
         settings = request.settings()
+        restore = self._session_state(connection, request, settings, statement)
+        try:
+            self._configure(connection, request, settings)
+            return engine.run(connection, query, default_format, parameters)
+        finally:
+            for undo in restore:
+                engine.run(connection, undo, "TSV")
+
+    def _session_state(
+        self, connection, request: Request, settings: dict[str, str], statement: str
+    ) -> list[str]:
+        """The statements that put back the session's own database and settings after this query."""
+        engine = self.server.engine
         restore: list[str] = []
         if settings:
-            # URL settings apply to this query only: put the session's own values back afterwards
             names = ", ".join(_literal(name) for name in settings)
             current = engine.run(
                 connection, f"SELECT name, value, changed FROM system.settings WHERE name IN ({names})", "TSV"
@@ -399,12 +509,29 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 restore.append(
                     f"SET {name} = {_literal(value)}" if changed == "1" else f"SET {name} = DEFAULT"
                 )
-        try:
-            self._configure(connection, request, settings)
-            return engine.run(connection, query, default_format)
-        finally:
-            for statement in restore:
-                engine.run(connection, statement, "TSV")
+        if request.params.get("database") and statement != "USE":
+            database = bytes(engine.run(connection, "SELECT currentDatabase()", "RawBLOB").data)
+            restore.append(f"USE {_quoted_name(database.decode('utf-8', 'surrogateescape'))}")
+        return restore
+
+
+def _refuse_multi_statements(query: str) -> None:
+    at = second_statement_at(query)
+    if at is not None:
+        raise QueryError.of(
+            62,
+            "SYNTAX_ERROR",
+            f"Syntax error (Multi-statements are not allowed): failed at position {at + 1}: "
+            f"{query[at : at + 60]!r}. ClickHouse's HTTP interface runs one statement per request",
+        )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _literal(value: str) -> str:
@@ -413,8 +540,13 @@ def _literal(value: str) -> str:
 
 def _identifier(name: str) -> str:
     if not name.replace("_", "").replace(".", "").isalnum():
-        raise QueryError.of(115, "UNKNOWN_SETTING", f"Bad name {name!r}")
+        raise QueryError.of(115, "UNKNOWN_SETTING", f"Unknown setting {name!r}")
     return name
+
+
+def _quoted_name(name: str) -> str:
+    """A database name in back quotes, whatever characters it holds."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 def _content_type(response_format: str) -> str:
@@ -422,7 +554,7 @@ def _content_type(response_format: str) -> str:
     if lowered.startswith("json"):
         return "application/json; charset=UTF-8"
     if lowered in ("tabseparated", "tsv", "csv", "tabseparatedwithnames", "csvwithnames", "pretty", "values"):
-        return "text/plain; charset=UTF-8"
+        return PLAIN_TEXT
     return "application/octet-stream"
 
 

@@ -1,17 +1,31 @@
 """Just enough of ClickHouse's SQL surface to serve its HTTP interface: where an INSERT's data starts,
-which FORMAT a query asks for. A scanner that skips string literals, quoted names and comments finds the
-top-level keywords; everything else is left to the engine."""
+which FORMAT a query asks for, whether a text holds more than one statement. A scanner that skips string
+literals, quoted names and comments finds the top-level keywords; everything else is left to the engine."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BLANK = re.compile(r"\s*")
+_READ_METHOD = "storage_file_read_method = 'pread'"
 
 
-def _words(text: str):
-    """(start, end, WORD) of each top-level word outside literals and comments."""
+def _skip_comment(text: str, i: int) -> int:
+    """The index after the comment starting at `i`, or `i` when none starts there."""
+    if text.startswith("--", i) or text.startswith("#", i):
+        end = text.find("\n", i)
+        return len(text) if end < 0 else end + 1
+    if text.startswith("/*", i):
+        end = text.find("*/", i + 2)
+        return len(text) if end < 0 else end + 2
+    return i
+
+
+def _tokens(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, TOKEN) of each top-level word (upper-cased) and each `;`, outside literals and comments."""
     i, n = 0, len(text)
     while i < n:
         char = text[i]
@@ -20,12 +34,11 @@ def _words(text: str):
             while i < n and text[i] != char:
                 i += 2 if text[i] == "\\" else 1
             i += 1
-        elif text.startswith("--", i) or char == "#":
-            end = text.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
+        elif (after := _skip_comment(text, i)) != i:
+            i = after
+        elif char == ";":
+            yield i, i + 1, ";"
+            i += 1
         else:
             match = _WORD.match(text, i)
             if match and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
@@ -33,6 +46,10 @@ def _words(text: str):
                 i = match.end()
             else:
                 i += 1
+
+
+def _words(text: str) -> Iterator[tuple[int, int, str]]:
+    return (token for token in _tokens(text) if token[2] != ";")
 
 
 def first_keyword(text: str) -> str:
@@ -51,6 +68,35 @@ def output_format(query: str) -> str | None:
     return name
 
 
+def second_statement_at(query: str) -> int | None:
+    """Where a second statement starts, if the text holds more than one. ClickHouse's HTTP interface runs
+    one statement, which may end with one `;` followed by nothing but blanks and comments."""
+    for _, end, token in _tokens(query):
+        if token == ";":
+            rest = _skip_blanks(query, end)
+            return rest if rest < len(query) else None
+    return None
+
+
+def _skip_blanks(text: str, i: int) -> int:
+    """The index of the first character at or after `i` that is neither white space nor in a comment."""
+    while True:
+        i = _BLANK.match(text, i).end()
+        after = _skip_comment(text, i)
+        if after == i:
+            return i
+        i = after
+
+
+def parameter_names(set_statement: str) -> list[str]:
+    """The query parameters a `SET param_x = ..., param_y = ...` statement sets, as they are spelt."""
+    return [
+        set_statement[start + 6 : end]
+        for start, end, word in _words(set_statement)
+        if word.startswith("PARAM_")
+    ]
+
+
 @dataclass(frozen=True)
 class Insert:
     """An INSERT split where its data starts: `head` names the table (and columns), `tail` holds the
@@ -64,36 +110,50 @@ class Insert:
 
     def with_infile(self, path: str, compression: str | None) -> str:
         compressed = f" COMPRESSION '{compression}'" if compression else ""
-        return f"{self.head} FROM INFILE '{path}'{compressed} {self.tail}".rstrip()
+        # the engine reads the file with pread: its default, mmap, would map all the data into memory;
+        # a SETTINGS clause of the query's own comes after, so it has the last word
+        tail = self.tail
+        if tail[:8].upper() == "SETTINGS":
+            tail = f"SETTINGS {_READ_METHOD}, {tail[8:].lstrip()}"
+        else:
+            tail = f"SETTINGS {_READ_METHOD} {tail}"
+        return f"{self.head} FROM INFILE '{path}'{compressed} {tail}".rstrip()
 
 
-def split_insert(text: str) -> Insert | None:
+def _data(text: str, start: int) -> bytes:
+    """The data that starts after the white space ending the query at `start` (one newline or space)."""
+    data = text[start:]
+    data = data[1:] if data[:1] in ("\n", " ", "\t") else data.lstrip("\r\n")
+    # the text was decoded with surrogateescape: this gives back the exact bytes sent
+    return data.encode("utf-8", "surrogateescape") if data.strip() else b""
+
+
+def split_insert(text: str, values_as_data: bool = False) -> Insert | None:
     """Split `INSERT INTO t [(cols)] [SETTINGS ...] FORMAT f [data]` or `... VALUES [data]`; None for an
-    INSERT that carries no data of its own (INSERT ... SELECT, or VALUES with rows in the query)."""
-    words = list(_words(text))
-    if not words or words[0][2] != "INSERT":
+    INSERT that carries no data of its own (INSERT ... SELECT, or VALUES with rows in the query unless
+    `values_as_data`). The scan stops where the data starts: the data itself is never scanned."""
+    words = _words(text)
+    first = next(words, None)
+    if first is None or first[2] != "INSERT":
         return None
-    for index, (start, end, word) in enumerate(words):
-        if word == "SELECT" or word == "WITH":
+    for start, end, word in words:
+        if word in ("SELECT", "WITH"):
             return None
         if word == "VALUES":
-            rest = text[end:]
-            if rest.strip():
+            rows = _data(text, end)
+            if rows and not values_as_data:
                 return None  # the rows are part of the query: the engine runs it as it is
-            return Insert(text[:start].rstrip(), "FORMAT Values", "Values")
+            return Insert(text[:start].rstrip(), "FORMAT Values", "Values", rows)
         if word in ("SETTINGS", "FORMAT"):
-            format_at = next(((s, e) for s, e, w in words[index:] if w == "FORMAT"), None)
-            if format_at is None:
+            if word == "SETTINGS":
+                word_at = next(((s, e) for s, e, w in words if w == "FORMAT"), None)
+                if word_at is None:
+                    return None
+            name = next(words, None)
+            if name is None:
                 return None
-            name_start, name_end, _ = next(w for w in words if w[0] >= format_at[1])
-            data = text[name_end:]
-            # the data starts after the whitespace that ends the query (one newline or spaces)
-            data = data[1:] if data[:1] in ("\n", " ", "\t") else data.lstrip("\r\n")
+            name_start, name_end, _ = name
             return Insert(
-                text[:start].rstrip(),
-                text[start:name_end],
-                text[name_start:name_end],
-                # the text was decoded with surrogateescape: this gives back the exact bytes sent
-                data.encode("utf-8", "surrogateescape") if data.strip() else b"",
+                text[:start].rstrip(), text[start:name_end], text[name_start:name_end], _data(text, name_end)
             )
     return None
