@@ -6,7 +6,7 @@
    so this is checked once per run (an index range on loaded_xid) and usually selects nothing. #}
 {% macro late_dimension_sale_lines() %}
     {%- set read_from = sl_read_from_xid('cdm.sales_datamart') -%}
-    {%- set newest_built = sl_max_updated_at('cdm.sales_datamart') -%}
+    {%- set newest_built = sl_recorded('cdm.sales_datamart', 'max_updated_at') -%}
     {%- set late = [] -%}
     {#- a first build or a --full-refresh reads every version anyway -#}
     {%- if execute and newest_built is not none and sl_read_horizon('cdm.sales_datamart') is not none -%}

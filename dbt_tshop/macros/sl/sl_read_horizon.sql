@@ -8,8 +8,5 @@
     {%- if adapter.get_relation(database=target.database, schema=schema_name, identifier=identifier) is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set loaded = run_query(
-        "select read_from_xid from " ~ source('sl', 'load_metadata') ~ " where table_name = '" ~ table_name ~ "'"
-    ) -%}
-    {{ return(loaded.columns[0].values()[0] if loaded.rows | length > 0 else none) }}
+    {{ return(sl_recorded(table_name, 'read_from_xid')) }}
 {% endmacro %}
