@@ -9,12 +9,16 @@ and each database is built by its own project; then the next two business days (
 kind, and a Monday) are generated into both, and each day is built and timed in both. Both must end with
 the same DDS and CDM rows. Target: the late-data path at most 10% slower.
 
-Knobs: BENCH_LATE_CUSTOMERS (default 5,000,000), BENCH_LATE_DAYS (default 90).
+The built shop is kept in `.state/bench/late_data` (`built.json` records its scale, its initial builds and
+its last day): a later run with the same scale builds the two business days after it instead of starting
+over, and resumes that way after an interruption. Knobs: BENCH_LATE_CUSTOMERS (default 5,000,000),
+BENCH_LATE_DAYS (default 90), BENCH_LATE_FRESH=1 to start over.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -71,8 +75,37 @@ def state_of(dsn: str) -> dict[str, tuple]:
         return {name: conn.execute(query).fetchone() for name, query in CHECKS.items()}
 
 
+def build_shop(late_path, previous_path, previous_project: Path, admin_dsn: str) -> dict:
+    """Generate the shop, copy it for the previous path, build both; returns what built.json records."""
+    print(f"generating {CUSTOMERS:,} customers x {DAYS} days", flush=True)
+    ShopSimulation(late_path.pg_dsn(), seed=7, initial_customers=CUSTOMERS).run(FIRST_DAY, DAYS)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        template = sql.Identifier(late_path.pg_dsn().rsplit("/", 1)[1])
+        conn.execute(sql.SQL("create database previous template {}").format(template))
+    with psycopg.connect(previous_path.pg_dsn(), autocommit=True) as conn:
+        conn.execute(BASELINE_RAW_INDEXES)
+    print("initial builds", flush=True)
+    return {
+        "customers": CUSTOMERS,
+        "days": DAYS,
+        "last_day": (FIRST_DAY + dt.timedelta(days=DAYS - 1)).isoformat(),
+        "initial": {
+            "late": timed(lambda: run_dbt(late_path, BUILD)),
+            "previous": timed(lambda: run_dbt(previous_path, BUILD, project=previous_project)),
+        },
+    }
+
+
 def main() -> None:
-    shutil.rmtree(STATE, ignore_errors=True)
+    marker = STATE / "built.json"
+    built = json.loads(marker.read_text()) if marker.exists() else {}
+    fresh = os.environ.get("BENCH_LATE_FRESH") == "1" or (built.get("customers"), built.get("days")) != (
+        CUSTOMERS,
+        DAYS,
+    )
+    if fresh:
+        shutil.rmtree(STATE, ignore_errors=True)
+    STATE.mkdir(parents=True, exist_ok=True)
     config = settings({**os.environ, "TSHOP_STATE_DIR": str(STATE), "TSHOP_PG_PORT": str(free_port())})
     server = LocalPostgres(config)
     server.start()
@@ -80,27 +113,17 @@ def main() -> None:
         late_path = settings({**config.env, "TSHOP_PG_DSN": config.pg_dsn()})
         previous_path = settings({**config.env, "TSHOP_PG_DSN": config.pg_dsn(database="previous")})
         previous_project = baseline_project(STATE / "baseline")
-
-        print(f"generating {CUSTOMERS:,} customers x {DAYS} days", flush=True)
-        ShopSimulation(late_path.pg_dsn(), seed=7, initial_customers=CUSTOMERS).run(FIRST_DAY, DAYS)
-        with psycopg.connect(config.pg_dsn(database="postgres"), autocommit=True) as conn:
-            template = sql.Identifier(config.pg_database)
-            conn.execute(sql.SQL("create database previous template {}").format(template))
-        with psycopg.connect(previous_path.pg_dsn(), autocommit=True) as conn:
-            conn.execute(BASELINE_RAW_INDEXES)
-
-        print("initial builds", flush=True)
-        initial = {
-            "late": timed(lambda: run_dbt(late_path, BUILD)),
-            "previous": timed(lambda: run_dbt(previous_path, BUILD, project=previous_project)),
-        }
+        if fresh:
+            built = build_shop(late_path, previous_path, previous_project, config.pg_dsn(database="postgres"))
+            marker.write_text(json.dumps(built))
+        initial = built["initial"]
         rows = [("initial build", "", f"{initial['previous']:.1f}", f"{initial['late']:.1f}",
                  f"{initial['late'] / initial['previous']:.2f}x")]  # fmt: skip
-        for offset in (0, 1):
-            day = FIRST_DAY + dt.timedelta(days=DAYS + offset)
+        for _ in range(2):
+            day = dt.date.fromisoformat(built["last_day"]) + dt.timedelta(days=1)
             print(f"increment {day}", flush=True)
             for dsn in (late_path.pg_dsn(), previous_path.pg_dsn()):
-                ShopSimulation(dsn, seed=7, initial_customers=CUSTOMERS).run(day, 1)
+                ShopSimulation(dsn, seed=7, initial_customers=CUSTOMERS).run(day, 1, skip_loaded=True)
             with psycopg.connect(late_path.pg_dsn()) as conn:
                 lines = conn.execute(
                     "select count(*) from raw.sales where sold_at >= %s and sold_at < %s",
@@ -115,12 +138,15 @@ def main() -> None:
                 )
             rows.append((f"daily increment, {day:%a %Y-%m-%d}", f"{lines:,}", f"{previous:.1f}", f"{late:.1f}",
                          f"{late / previous:.2f}x"))  # fmt: skip
+            built["last_day"] = day.isoformat()
+            marker.write_text(json.dumps(built))
     finally:
         server.stop()
 
     body = "\n".join(
         [
-            f"Shop: {CUSTOMERS:,} initial customers, {DAYS} days, then the next two business days, each generated "
+            f"Shop: {CUSTOMERS:,} initial customers, {DAYS} days (and any days earlier runs of this benchmark "
+            "added), then the next two business days, each generated "
             "into two copies of the same database and built by each project (`dbt build`, no tests). "
             f"The previous path is the PostgreSQL project at commit `{BASELINE_COMMIT}` (`git archive`), "
             "reading RAW by `updated_at >= watermark` through RAW's `updated_at` indexes; the late-data path "

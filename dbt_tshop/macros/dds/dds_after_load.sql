@@ -13,7 +13,10 @@
     {{ dds_add_loaded_xid() }};
     {{ dds_create_indexes(key) }};
     analyze {{ this }};
+    {#- skipped when the load read RAW whole (a first build): every RAW row is then its key's current version -#}
+    {%- if not first_load %}
     {{ dds_record_stale_changes(table_name, raw_table, key, read_from) }};
+    {%- endif %}
     {{ sl_advance_watermark(
         table_name,
         max_updated_at="select max(updated_at) from " ~ this ~ (
