@@ -6,6 +6,7 @@ Each test starts from an empty warehouse. `dbt build` runs the snapshots, the ma
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import pwd
 import shutil
@@ -279,6 +280,37 @@ def test_a_row_of_a_transaction_still_open_during_a_load_is_read_by_the_next_loa
 
     assert mart(warehouse, 102) == [("Bob Ray", 20, 1, 20, "2024-01-02 13:00:00", None, True)]
     assert warehouse.value("select count(*) from dds.sales") == 4
+
+
+def test_a_row_stamped_by_a_clock_ahead_hides_no_later_row(warehouse):
+    """RAW accepts an updated_at up to 5 minutes ahead of its clock (and refuses more). Such a row moves the
+    watermark to the wall clock, past every simulated day still to come; those days are loaded all the same."""
+    seed_shop(warehouse)
+    warehouse.execute(
+        CUSTOMERS,
+        (
+            3,
+            "Cid",
+            "Moe",
+            "1970-01-02",
+            dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=4),
+        ),
+    )
+    warehouse.build()
+    assert watermark(warehouse, "dds.customer")[0] > "2026"
+
+    warehouse.execute(CUSTOMERS, (4, "Dee", "Fox", "1985-07-07", "2024-01-03 08:00"))
+    warehouse.execute(
+        "update raw.customer set last_name = 'Kim', updated_at = '2024-01-03 09:00' where customer_id = 1"
+    )
+    warehouse.execute(SALES, (102, 1001, "2024-01-03 12:00", 4, 10, 1, "2024-01-03 12:00"))
+    warehouse.build()
+
+    assert warehouse.rows(
+        "select last_name from dds.customer where customer_id = 1 and valid_to is null"
+    ) == [("Kim",)]
+    assert mart(warehouse, 102) == [("Dee Fox", 20, 1, 20, "2024-01-03 12:00:00", None, True)]
+    assert warehouse.value("select count(*) from cdm.sales_rejected") == 0
 
 
 def test_a_late_customer_version_valid_at_a_built_sale_rebuilds_that_line_in_place(warehouse):
