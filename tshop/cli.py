@@ -72,7 +72,8 @@ def pipeline(
     ] = None,
     generate: Annotated[bool, typer.Option(help="Simulate that business day into RAW first.")] = False,
 ) -> None:
-    """Run one pipeline cycle through Airflow (`airflow dags test`); exit 1 when the run fails."""
+    """Run one pipeline cycle through Airflow (`airflow dags test`) and print its summary; exit 1 unless every
+    task succeeded, naming the others. Refuses while another run of this install is active."""
     from tshop.orchestration import PipelineError, run_pipeline
 
     try:

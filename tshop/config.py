@@ -18,6 +18,8 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_AIRFLOW_PORT | 8080 | port of the Airflow web app (api-server) started by `make demo` |
 | TSHOP_AIRFLOW_USER | admin | the Airflow admin login; its password is generated per install |
 | TSHOP_AIRFLOW_DATABASE | airflow | Airflow's metadata database, on the same PostgreSQL server |
+| TSHOP_AIRFLOW_LOG_SERVER_PORT | 8793 | port of the log server of the Airflow scheduler's task runs, on 127.0.0.1 |
+| TSHOP_AIRFLOW_TRIGGERER_LOG_SERVER_PORT | 8794 | port of an Airflow triggerer's log server (T-Shop starts no triggerer) |
 | TSHOP_SUPERSET_PORT | 8088 | port of the Superset web app started by `make demo` |
 | TSHOP_SUPERSET_USER | admin | the Superset admin login; its password is generated per install |
 | TSHOP_SUPERSET_DATABASE | superset | Superset's metadata database, on the same PostgreSQL server |
@@ -56,6 +58,8 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_AIRFLOW_PORT": "8080",
     "TSHOP_AIRFLOW_USER": "admin",
     "TSHOP_AIRFLOW_DATABASE": "airflow",
+    "TSHOP_AIRFLOW_LOG_SERVER_PORT": "8793",
+    "TSHOP_AIRFLOW_TRIGGERER_LOG_SERVER_PORT": "8794",
     "TSHOP_SUPERSET_PORT": "8088",
     "TSHOP_SUPERSET_USER": "admin",
     "TSHOP_SUPERSET_DATABASE": "superset",
@@ -210,6 +214,16 @@ class Settings:
     @property
     def airflow_database(self) -> str:
         return self.get("TSHOP_AIRFLOW_DATABASE")
+
+    @property
+    def airflow_log_server_port(self) -> int:
+        return _port("TSHOP_AIRFLOW_LOG_SERVER_PORT", self.get("TSHOP_AIRFLOW_LOG_SERVER_PORT"))
+
+    @property
+    def airflow_triggerer_log_server_port(self) -> int:
+        return _port(
+            "TSHOP_AIRFLOW_TRIGGERER_LOG_SERVER_PORT", self.get("TSHOP_AIRFLOW_TRIGGERER_LOG_SERVER_PORT")
+        )
 
     # -- Superset --------------------------------------------------------------------------------
     @property

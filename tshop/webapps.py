@@ -17,8 +17,12 @@ def start_web_apps(config: Settings) -> list[ServiceStatus]:
     compile_manifests(config)
     ensure_airflow(config)
     apps = web_apps(config)
-    api_server = apps[0]
+    by_name = {app.name: app for app in apps}
+    api_server = by_name["airflow-api-server"]
     api_server.refuse_busy_port("Airflow web app", config.airflow_port, "TSHOP_AIRFLOW_PORT")
+    by_name["airflow-log-server"].refuse_busy_port(
+        "Airflow log server", config.airflow_log_server_port, "TSHOP_AIRFLOW_LOG_SERVER_PORT"
+    )
     statuses = [app.start() for app in apps]
     if not wait_until(lambda: not port_is_free("127.0.0.1", config.airflow_port), timeout=90, interval=0.5):
         raise ServiceError(

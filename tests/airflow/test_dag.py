@@ -24,6 +24,9 @@ print(json.dumps({{
     "tasks": sorted(dag.task_ids) if dag else [],
     "max_active_runs": dag.max_active_runs if dag else None,
     "retries": {{task.task_id: task.retries for task in dag.tasks}} if dag else {{}},
+    "trigger_rules": {{task.task_id: getattr(task.trigger_rule, "value", task.trigger_rule) for task in dag.tasks}} if dag else {{}},
+    "upstream": {{task.task_id: sorted(task.upstream_task_ids) for task in dag.tasks}} if dag else {{}},
+    "kinds": {{task.task_id: type(task).__name__ for task in dag.tasks}} if dag else {{}},
 }}))
 """
 
@@ -97,9 +100,50 @@ def test_watcher_mode_runs_one_dbt_build_per_project(dag_summary):
     )
 
 
+# a retry cannot help them: Cosmos skips a watcher producer's second try (its node tasks retry instead), and
+# a data-quality finding stays the same when asked again
+NEVER_RETRIED = {
+    "warehouse.dbt_producer_watcher",
+    "clickhouse_mart.dbt_producer_watcher",
+    "check_waiting_sales",
+}
+
+
 def test_runs_are_sequential_and_tasks_retry(dag_summary):
     assert dag_summary["max_active_runs"] == 1
-    assert all(retries >= 1 for retries in dag_summary["retries"].values())
+    retried = {task: retries for task, retries in dag_summary["retries"].items() if task not in NEVER_RETRIED}
+    assert retried and all(retries >= 1 for retries in retried.values()), retried
+    for task in NEVER_RETRIED & set(dag_summary["tasks"]):
+        assert dag_summary["retries"][task] == 0, task
+
+
+def test_a_failed_dbt_build_reaches_every_node_task(dag_summary):
+    """Watcher mode: a producer whose `dbt build` failed does not silence its node tasks. The first node tasks
+    run once the producer ended, failed or not (each reports its node, a node the build never reached runs
+    alone); the rest run when the node tasks before them succeeded, so a failure is never read as a skip."""
+    if dag_summary["mode"] != "watcher":
+        pytest.skip("local mode runs a dbt process per node, no producer task")
+    for group in ("warehouse", "clickhouse_mart"):
+        producer = f"{group}.dbt_producer_watcher"
+        nodes = [
+            task
+            for task, kind in dag_summary["kinds"].items()
+            if task.startswith(f"{group}.") and kind.startswith("Dbt") and kind.endswith("WatcherOperator")
+            and task != producer
+        ]  # fmt: skip
+        assert nodes, group
+        first = [task for task in nodes if dag_summary["upstream"][task] == [producer]]
+        assert first, group
+        for task in nodes:
+            rule = "one_done" if task in first else "all_success"
+            assert dag_summary["trigger_rules"][task] == rule, (task, dag_summary["upstream"][task])
+            assert dag_summary["upstream"][task], task
+
+
+def test_waiting_sales_are_checked_last(dag_summary):
+    assert dag_summary["upstream"]["check_waiting_sales"] == ["reconcile_clickhouse"]
+    assert dag_summary["trigger_rules"]["check_waiting_sales"] == "all_success"
+    assert not any("check_waiting_sales" in upstream for upstream in dag_summary["upstream"].values())
 
 
 def test_the_generator_day_is_a_task_of_its_own(dag_summary):

@@ -9,10 +9,9 @@ import time
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from tshop import clients
-from tshop.config import Settings, settings
+from tshop.config import Settings
 from tshop.orchestration import DAG_ID, PipelineError, logical_date_for, run_pipeline
 from tshop.reconcile import differences
 from tshop.services.postgres import LocalPostgres
@@ -40,31 +39,6 @@ STATE_QUERIES = {
         "order by table_name"
     ),
 }
-
-
-@pytest.fixture
-def new_warehouse(test_settings: Settings, pg_dsn: str, clickhouse_url: str):
-    """A factory of empty warehouse databases (an empty ClickHouse `cdm` with each), run with no retries."""
-    made: list[str] = []
-    ch = clients.clickhouse(test_settings)
-
-    def make(name: str) -> Settings:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-        made.append(name)
-        ch.command("drop database if exists cdm")
-        return settings(
-            {**test_settings.env, "TSHOP_PG_DSN": test_settings.pg_dsn(database=name), "TSHOP_RETRIES": "0"}
-        )
-
-    yield make
-    ch.command("drop database if exists cdm")
-    ch.close()
-    LocalPostgres(test_settings).start()  # in case a test left it stopped
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        for name in made:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 def run_day(config: Settings, day: dt.date) -> None:
