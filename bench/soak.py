@@ -23,12 +23,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-import psycopg
-
 from bench.report import markdown_table, write_section
-from tshop import clients
 from tshop.config import REPO_ROOT, Settings, settings
-from tshop.orchestration import logical_date_for
+from tshop.reader_state import reader_state
 from tshop.services._process import free_port, pid_alive
 from tshop.services.clickhouse import LocalClickHouse
 from tshop.services.postgres import LocalPostgres
@@ -40,22 +37,6 @@ STATE = REPO_ROOT / ".state" / "soak"
 TSHOP = REPO_ROOT / ".venvs" / "airflow" / "bin" / "tshop"
 FAULTS = ("postgres", "clickhouse", "orchestrator")
 RUN_TIMEOUT = 1200
-
-MART = (
-    "sale_id, order_id, sale_date, sold_at, customer_id, customer_name, customer_age, product_id, product_name, "
-    "product_category, product_size, product_price, quantity, total_cost, valid_from, valid_to, is_current"
-)
-STATE_QUERIES = {
-    "raw.customer": "select customer_id, first_name, last_name, birth_date, updated_at from raw.customer order by 1",
-    "raw.product": "select product_id, name, category, size, price, updated_at from raw.product order by 1",
-    "raw.sales": "select sale_id, order_id, sold_at, customer_id, product_id, quantity, updated_at from raw.sales order by 1",
-    "dds.customer": "select customer_id, first_name, last_name, birth_date, valid_from, valid_to from dds.customer order by 1, 5",
-    "dds.product": "select product_id, name, price, valid_from, valid_to from dds.product order by 1, 4",
-    "dds.sales": "select sale_id, quantity, valid_from, valid_to from dds.sales order by 1, 3",
-    "cdm.sales_datamart": f"select {MART} from cdm.sales_datamart order by sale_id, valid_from",
-    "cdm.sales_rejected": "select sale_id, reason from cdm.sales_rejected order by 1",
-    "sl.load_metadata": "select table_name, max_updated_at from sl.load_metadata where table_name not like 'clickhouse.%' order by 1",
-}
 
 
 @dataclass
@@ -132,21 +113,9 @@ def run_day(config: Settings, plan: Day) -> None:
             start_services(config)
     plan.seconds = time.monotonic() - started
     if code != 0:
-        raise SystemExit(f"{plan.day} did not succeed (fault {plan.fault}); see {config.state_dir}/pipeline-{plan.day}.log")
-
-
-def reader_state(config: Settings) -> dict[str, list[tuple]]:
-    with psycopg.connect(config.pg_dsn()) as conn:
-        found = {name: conn.execute(query).fetchall() for name, query in STATE_QUERIES.items()}
-    ch = clients.clickhouse(config)
-    try:
-        found["clickhouse current"] = ch.query("select * from cdm.sales_datamart_current order by sale_id").result_rows
-        found["clickhouse versions"] = ch.query(
-            "select sale_id, valid_from, valid_to from cdm.sales_datamart final order by sale_id, valid_from"
-        ).result_rows
-    finally:
-        ch.close()
-    return found
+        raise SystemExit(
+            f"{plan.day} did not succeed (fault {plan.fault}); see {config.state_dir}/pipeline-{plan.day}.log"
+        )
 
 
 def run_series(name: str, plans: list[Day]) -> dict[str, list[tuple]]:
@@ -205,12 +174,22 @@ def main() -> None:
             "then the services are started again and the day is run again. A fault that came after the run "
             "had ended is counted as not fired.\n",
             markdown_table(
-                ["fault (SIGKILL)", "days drawn", "fired mid-run", "run exited non-zero", "re-runs to succeed"],
+                [
+                    "fault (SIGKILL)",
+                    "days drawn",
+                    "fired mid-run",
+                    "run exited non-zero",
+                    "re-runs to succeed",
+                ],
                 rows,
             ),
             f"\nFaulty series {faulty_minutes:.1f} min, clean series {clean_minutes:.1f} min. End state "
             f"(RAW, DDS, CDM mart and queue, SL watermarks, ClickHouse current rows and versions): "
-            + ("**equal** to the clean series." if not different else f"**different** in {', '.join(different)}."),
+            + (
+                "**equal** to the clean series."
+                if not different
+                else f"**different** in {', '.join(different)}."
+            ),
             "\nTarget: every fired fault fails its run, every re-run succeeds, and the end state equals the "
             "clean series'.",
         ]

@@ -10,9 +10,9 @@ import time
 import psycopg
 import pytest
 
-from tshop import clients
 from tshop.config import Settings
 from tshop.orchestration import DAG_ID, PipelineError, logical_date_for, run_pipeline
+from tshop.reader_state import reader_state
 from tshop.reconcile import differences
 from tshop.services.postgres import LocalPostgres
 
@@ -20,25 +20,6 @@ pytestmark = pytest.mark.slow
 
 SHOP = {"customers": 2000, "seed": 5}
 FIRST_DAY = dt.date(2024, 3, 8)  # a Friday: the three days cross into the weekend
-MART_VALUES = (
-    "sale_id, order_id, sale_date, sold_at, customer_id, customer_name, customer_age, product_id, product_name, "
-    "product_category, product_size, product_price, quantity, total_cost, valid_from, valid_to, is_current"
-)
-STATE_QUERIES = {
-    "raw.customer": "select customer_id, first_name, last_name, birth_date, updated_at from raw.customer order by 1",
-    "raw.product": "select product_id, name, category, size, price, updated_at from raw.product order by 1",
-    "raw.sales": "select sale_id, order_id, sold_at, customer_id, product_id, quantity, updated_at from raw.sales order by 1",
-    "dds.customer": "select customer_id, first_name, last_name, valid_from, valid_to from dds.customer order by 1, 4",
-    "dds.product": "select product_id, price, valid_from, valid_to from dds.product order by 1, 3",
-    "dds.sales": "select sale_id, quantity, valid_from, valid_to from dds.sales order by 1, 3",
-    "cdm.sales_datamart": f"select {MART_VALUES} from cdm.sales_datamart order by sale_id, valid_from",
-    "cdm.sales_rejected": "select sale_id, reason from cdm.sales_rejected order by sale_id",
-    # ClickHouse's watermark is a run time (loaded_at), not data: left out
-    "sl.load_metadata": (
-        "select table_name, max_updated_at from sl.load_metadata where table_name not like 'clickhouse.%' "
-        "order by table_name"
-    ),
-}
 
 
 def run_day(config: Settings, day: dt.date) -> None:
@@ -46,19 +27,7 @@ def run_day(config: Settings, day: dt.date) -> None:
 
 
 def state(config: Settings) -> dict[str, list[tuple]]:
-    with psycopg.connect(config.pg_dsn()) as conn:
-        found = {name: conn.execute(query).fetchall() for name, query in STATE_QUERIES.items()}
-    ch = clients.clickhouse(config)
-    try:
-        found["clickhouse current"] = ch.query(
-            "select * from cdm.sales_datamart_current order by sale_id"
-        ).result_rows
-        found["clickhouse versions"] = ch.query(
-            "select sale_id, valid_from, valid_to from cdm.sales_datamart final order by sale_id, valid_from"
-        ).result_rows
-    finally:
-        ch.close()
-    return found
+    return reader_state(config)
 
 
 def test_three_consecutive_days_build_and_reconcile_after_each(new_warehouse):
