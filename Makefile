@@ -30,9 +30,12 @@ quoted = '$(subst ','\'',$(value $(1)))'
 
 ##@ The two commands
 
+# VERBOSE=1 shows the generator's, Airflow's and dbt's output as it comes instead of writing it to log files
+VERBOSE_FLAG = $(if $(filter 1 true yes,$(value VERBOSE)),--verbose)
+
 .PHONY: demo
-demo: envs services ## set everything up, run the demo shop through the pipeline, start the web apps
-	@$(TSHOP) demo
+demo: envs services ## set everything up: a shop through yesterday (DEMO_DAYS, default 14), scheduled runs, the dashboard
+	@$(TSHOP) demo $(if $(value DEMO_DAYS),--days $(call quoted,DEMO_DAYS)) $(VERBOSE_FLAG)
 
 .PHONY: test
 test: envs $(CHROMIUM) $(COMPOSE_SCHEMA) ## run the whole test suite against real local servers (what .ci/run runs)
@@ -112,8 +115,8 @@ generate: $(GENERATE_DEPS) ## simulate DAYS days of the shop into RAW (CUSTOMERS
 ##@ Pipeline
 
 .PHONY: pipeline
-pipeline: envs services ## run one pipeline cycle over the current RAW through Airflow (no generation)
-	@$(TSHOP) pipeline
+pipeline: envs services ## run one pipeline cycle over the current RAW through Airflow (DATE=business day; no generation)
+	@$(TSHOP) pipeline $(if $(value DATE),--date $(call quoted,DATE)) $(VERBOSE_FLAG)
 
 .PHONY: webapps
 webapps: envs services ## start the Airflow and Superset web apps in the background

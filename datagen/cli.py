@@ -12,7 +12,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from datagen.errors import Refused
-from datagen.simulation import DEFAULT_CUSTOMERS, DEFAULT_SEED, EARLIEST_DAY, DayReport, ShopSimulation
+from datagen.simulation import (
+    DEFAULT_CUSTOMERS,
+    DEFAULT_SEED,
+    DEFAULT_START_DATE,
+    EARLIEST_DAY,
+    DayReport,
+    ShopSimulation,
+)
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console(stderr=True)
@@ -36,7 +43,9 @@ def generate(
             "its own: another number is refused, the same one accepted.",
         ),
     ] = None,
-    days: Annotated[int, typer.Option(min=1, help="Business days to simulate.")] = 7,
+    days: Annotated[
+        int, typer.Option(min=1, help="Business days to simulate (with --through: the days of a new shop).")
+    ] = 7,
     seed: Annotated[
         int | None,
         typer.Option(
@@ -48,12 +57,23 @@ def generate(
         ),
     ] = None,
     start_date: Annotated[
-        dt.datetime,
+        dt.datetime | None,
         typer.Option(
             formats=["%Y-%m-%d"],
-            help=f"First business day (YYYY-MM-DD), from {EARLIEST_DAY}; the last must be over (UTC).",
+            show_default=False,
+            help=f"First business day (YYYY-MM-DD), from {EARLIEST_DAY}; the last must be over (UTC). "
+            f"Default {DEFAULT_START_DATE}.",
         ),
-    ] = dt.datetime(2024, 3, 4),
+    ] = None,
+    through: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            show_default=False,
+            help="Catch up instead: simulate every business day after the last one RAW holds through this "
+            "day (YYYY-MM-DD, over in UTC), in order, each once; a new shop gets DAYS days ending it.",
+        ),
+    ] = None,
     dsn: Annotated[
         str | None, typer.Option(help="postgresql:// URL; default: TSHOP_PG_DSN or the local server.")
     ] = None,
@@ -66,6 +86,8 @@ def generate(
         from tshop.config import settings
 
         dsn = settings().pg_dsn()
+    if through is not None and start_date is not None:
+        _fail("--start-date and --through exclude each other: --through continues from the last loaded day.")
     simulation = ShopSimulation(dsn, seed=seed, initial_customers=customers)
     started = time.monotonic()
     totals = {"lines": 0, "orders": 0}
@@ -77,7 +99,7 @@ def generate(
         console=console,
         transient=True,  # the days print their own lines; a refusal is not followed by an empty bar
     ) as progress:
-        task = progress.add_task("simulating days", total=days)
+        task = progress.add_task("simulating days", total=None if through else days)
 
         def on_day(report: DayReport) -> None:
             totals["lines"] += report.sale_lines
@@ -90,14 +112,22 @@ def generate(
             progress.advance(task)
 
         try:
-            simulation.run(start_date.date(), days, skip_loaded=skip_loaded, on_day=on_day)
+            if through is not None:
+                reports = simulation.catch_up(through.date(), new_shop_days=days, on_day=on_day)
+            else:
+                start = start_date.date() if start_date else DEFAULT_START_DATE
+                reports = simulation.run(start, days, skip_loaded=skip_loaded, on_day=on_day)
         except Refused as refused:
             _fail(str(refused))
         except psycopg.Error as error:
             # the day in progress rolled back as a whole; the days printed above are in RAW
             _fail(f"PostgreSQL: {str(error).strip()}")
+    if through is not None and not reports:
+        console.print(f"RAW holds every business day through {through.date()}: nothing to simulate")
+        return
     console.print(
-        f"{days} day(s): {totals['orders']:,} cheques, {totals['lines']:,} sale lines in {time.monotonic() - started:.1f} s"
+        f"{len(reports)} day(s): {totals['orders']:,} cheques, {totals['lines']:,} sale lines in "
+        f"{time.monotonic() - started:.1f} s"
     )
 
 

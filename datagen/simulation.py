@@ -33,6 +33,7 @@ __all__ = ["DayAlreadyLoaded", "DayReport", "ShopSimulation"]
 # a new shop's, when no seed or size is given; a continuing shop keeps its own
 DEFAULT_SEED = 42
 DEFAULT_CUSTOMERS = 20_000
+DEFAULT_START_DATE = dt.date(2024, 3, 4)  # of `tshop-datagen generate` without --start-date or --through
 HISTORY_DAYS = 365  # the initial population registered over the year before the first simulated day
 # The first business day the simulator models: its customers, up to 86 years old and registered over the
 # year before, must be born inside the calendars of Python and PostgreSQL (year 1 onwards), and 1900 keeps
@@ -142,6 +143,37 @@ class ShopSimulation:
                 if on_day:
                     on_day(report)
             return reports
+
+    def catch_up(
+        self,
+        through: dt.date,
+        new_shop_days: int = 1,
+        on_day: Callable[[DayReport], None] | None = None,
+    ) -> list[DayReport]:
+        """Simulate every business day after the last one RAW holds through `through`, in order, each once
+        (CONTRACT.md section 6): a machine that was off for three nights catches up in one call, and a
+        second call simulates nothing. A new shop gets `new_shop_days` days ending `through`. A day not over
+        yet is refused (DaysOutOfRange) before anything is written."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            today = conn.execute("select (now() at time zone 'UTC')::date").fetchone()[0]
+            if through >= today:
+                raise DaysOutOfRange(
+                    f"{through} is not over yet (the database's clock says {today} UTC): a business day is "
+                    f"simulated after it ends, so the latest day there is to catch up to is "
+                    f"{today - dt.timedelta(days=1)}; nothing was written."
+                )
+            with conn.transaction():
+                create_raw_tables(conn)
+            last_loaded = RawWriter(conn).last_day()
+        if last_loaded is None:
+            # clamped at the calendar's start: a first day before EARLIEST_DAY is refused by `run`
+            first_day = dt.date.fromordinal(max(1, through.toordinal() - new_shop_days + 1))
+        elif last_loaded >= through:
+            return []
+        else:
+            first_day = last_loaded + dt.timedelta(days=1)
+        # another catch-up may write the same days meanwhile: each day is written once, the other skips it
+        return self.run(first_day, (through - first_day).days + 1, skip_loaded=True, on_day=on_day)
 
     def _refuse_other_arguments(self, record: ShopRecord | None) -> None:
         """A continuing shop keeps the seed and initial customers it was made with: asked for others, it

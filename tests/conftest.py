@@ -8,12 +8,18 @@ ends; their data stays in `.state/test` for a look after a failure.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tshop.config import REPO_ROOT, Settings, settings
+from tshop.services._process import free_port
 
 TEST_ENV = {
     "TSHOP_STATE_DIR": os.environ.get("TSHOP_TEST_STATE_DIR", str(REPO_ROOT / ".state" / "test")),
@@ -62,3 +68,42 @@ def clickhouse_client(test_settings: Settings, clickhouse_url: str):
     client = clients.clickhouse(test_settings)
     yield client
     client.close()
+
+
+@dataclass
+class Receiver:
+    """A webhook on 127.0.0.1: answers each POST with the next of `statuses` (then 200), keeps the bodies."""
+
+    port: int
+    statuses: list[int] = field(default_factory=list)
+    posts: list[dict] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/services/T0001/B0001/hook-token-f00d"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver(free_port())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            found.posts.append(
+                {"path": self.path, "type": self.headers["Content-Type"], "body": json.loads(body)}
+            )
+            status = found.statuses.pop(0) if found.statuses else 200
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", found.port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield found
+    server.shutdown()
+    server.server_close()

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from tshop.config import REPO_ROOT, ConfigError, settings
-from tshop.dbt import DbtError
-from tshop.services import ServiceError, local_services
+from tshop.config import REPO_ROOT, settings
+from tshop.errors import TShopError
+from tshop.services import local_services
 
 app = typer.Typer(
     help="T-Shop platform commands.",
@@ -34,7 +34,7 @@ def services_start() -> None:
     try:
         for service in local_services(settings()):
             typer.echo(str(service.start()))
-    except (ServiceError, ConfigError) as error:
+    except TShopError as error:
         _fail(error)
 
 
@@ -44,7 +44,7 @@ def services_stop() -> None:
     try:
         for service in reversed(local_services(settings())):
             typer.echo(str(service.stop()))
-    except (ServiceError, ConfigError) as error:
+    except TShopError as error:
         _fail(error)
 
 
@@ -53,7 +53,7 @@ def services_status() -> None:
     """Show whether each local service runs; exit 1 when one that should run does not."""
     try:
         statuses = [service.status() for service in local_services(settings())]
-    except ConfigError as error:
+    except TShopError as error:
         _fail(error)
     for status in statuses:
         typer.echo(str(status))
@@ -67,18 +67,29 @@ def pipeline(
         str | None,
         typer.Option(
             help="Business day to process (YYYY-MM-DD: the run at 02:00 the next morning), or the run's ISO "
-            "logical date; default: now."
+            "logical date; default: the latest scheduled run's (today 02:00 UTC, for yesterday)."
         ),
     ] = None,
-    generate: Annotated[bool, typer.Option(help="Simulate that business day into RAW first.")] = False,
+    generate: Annotated[
+        bool,
+        typer.Option(
+            help="Simulate every business day after the last one RAW holds through that day first (a new "
+            "shop: that day)."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Airflow's and dbt's output instead of a log file.")
+    ] = False,
 ) -> None:
-    """Run one pipeline cycle through Airflow (`airflow dags test`) and print its summary; exit 1 unless every
-    task succeeded, naming the others. Refuses while another run of this install is active."""
-    from tshop.orchestration import PipelineError, run_pipeline
+    """Run one pipeline cycle through Airflow, one line per task group, and print its summary; exit 1 unless
+    every task succeeded, naming the others with their log tails. With the scheduler running and the DAG
+    unpaused (after `make demo`) the scheduler runs it; otherwise `airflow dags test` does, refusing while
+    another run of this install is active."""
+    from tshop.orchestration import run_pipeline
 
     try:
-        run_pipeline(settings(), _logical_date(date), generate=generate)
-    except (PipelineError, DbtError, ServiceError, ConfigError) as error:
+        run_pipeline(settings(), _logical_date(date), generate=generate, verbose=verbose)
+    except TShopError as error:
         _fail(error)
 
 
@@ -86,7 +97,15 @@ def _logical_date(date: str | None) -> str | None:
     if date and len(date) == 10:
         from tshop.orchestration import logical_date_for
 
-        return logical_date_for(dt.date.fromisoformat(date))
+        try:
+            return logical_date_for(dt.date.fromisoformat(date))
+        except ValueError:
+            _fail(TShopError(f"--date {date!r} is not a day (YYYY-MM-DD)"))
+    if date:
+        try:
+            dt.datetime.fromisoformat(date)
+        except ValueError:
+            _fail(TShopError(f"--date {date!r} is neither a day (YYYY-MM-DD) nor an ISO logical date"))
     return date
 
 
@@ -97,12 +116,12 @@ app.add_typer(dashboard_app, name="dashboard")
 @dashboard_app.command("import")
 def dashboard_import() -> None:
     """Set up Superset's metadata and admin, and import superset_assets/ (overwriting); print the login."""
-    from tshop.dashboard import DashboardError, import_dashboard
+    from tshop.dashboard import import_dashboard
 
     config = settings()
     try:
         import_dashboard(config)
-    except (DashboardError, ServiceError, ConfigError) as error:
+    except TShopError as error:
         _fail(error)
     typer.echo(f"imported {REPO_ROOT / 'superset_assets'}")
     typer.echo(f"Superset login: {config.superset_user} / {config.superset_password}")
@@ -111,12 +130,12 @@ def dashboard_import() -> None:
 @dashboard_app.command("export")
 def dashboard_export() -> None:
     """Write the dashboard as the running Superset holds it (edits made in the UI) into superset_assets/."""
-    from tshop.dashboard import DashboardError, export_dashboard
+    from tshop.dashboard import export_dashboard
 
     try:
         for path in export_dashboard(settings()):
             typer.echo(f"exported {path}")
-    except (DashboardError, ConfigError) as error:
+    except TShopError as error:
         _fail(error)
 
 
@@ -132,7 +151,7 @@ def webapps_start() -> None:
     try:
         for status in start_web_apps(settings()):
             typer.echo(str(status))
-    except (ServiceError, ConfigError, DbtError) as error:
+    except TShopError as error:
         _fail(error)
 
 
@@ -155,13 +174,20 @@ def webapps_status() -> None:
 
 
 @app.command("demo")
-def demo() -> None:
-    """Set up and run the demo end to end, printing each stage's time, then the addresses and logins."""
+def demo(
+    days: Annotated[
+        int, typer.Option(min=1, help="Business days of a new demo shop, ending yesterday.")
+    ] = 14,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the generator's output instead of a log file.")
+    ] = False,
+) -> None:
+    """Set up and run the demo end to end, one line per stage and task group, then the addresses and logins."""
     from tshop.demo import run_demo
 
     try:
-        run_demo(settings())
-    except (ServiceError, ConfigError, DbtError, RuntimeError) as error:
+        run_demo(settings(), days=days, verbose=verbose)
+    except TShopError as error:
         _fail(error)
 
 
@@ -172,7 +198,7 @@ def env() -> None:
         config = settings()
         typer.echo(f"export TSHOP_PG_DSN={shlex.quote(config.pg_dsn())}")
         typer.echo(f"export TSHOP_CLICKHOUSE_URL={shlex.quote(config.clickhouse_url)}")
-    except ConfigError as error:
+    except TShopError as error:
         _fail(error)
 
 

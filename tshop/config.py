@@ -28,6 +28,7 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_DBT_EXECUTABLE | `<repo>/.venvs/dbt/bin/dbt` | the dbt of the dbt environment (kept apart from Airflow's) |
 | TSHOP_COSMOS_EXECUTION_MODE | watcher | how Cosmos runs the dbt nodes: `watcher` (one `dbt build` per project, each node's task reports its result) or `local` (a dbt process per task) |
 | TSHOP_COSMOS_TEST_BEHAVIOR | after_each | `after_each` (a test task per node) or, with `local` only, `build` (a node and its tests in one task) |
+| TSHOP_ALERT_WEBHOOK | (unset) | a Slack-compatible incoming-webhook URL a failed run's alert is POSTed to (`{"text": ...}`); unset: alerts are only recorded in `sl.alert_log`. A secret: never printed or recorded |
 
 Passwords are never defaults in the repository: the local services generate one per install on first
 start and keep it in `<state>/secrets.env` (mode 0600). `TSHOP_PG_PASSWORD` and `TSHOP_CLICKHOUSE_PASSWORD`
@@ -42,6 +43,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import quote, urlsplit
+
+from tshop.errors import TShopError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,10 +71,11 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_DBT_EXECUTABLE": str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"),
     "TSHOP_COSMOS_EXECUTION_MODE": "watcher",
     "TSHOP_COSMOS_TEST_BEHAVIOR": "after_each",
+    # TSHOP_ALERT_WEBHOOK: no default (unset: no webhook)
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(TShopError, ValueError):
     """A setting has a value T-Shop cannot use; the message names the variable."""
 
 
@@ -109,7 +113,7 @@ class Settings:
         else generated now and kept there for the next call."""
         if self.env.get(name):
             return self.env[name]
-        stored = _read_env_file(self.secrets_file)
+        stored = read_env_file(self.secrets_file)
         if name not in stored:
             stored[name] = secrets.token_urlsafe(18)
             _write_env_file(self.secrets_file, stored)
@@ -277,6 +281,16 @@ class Settings:
             )
         return behavior
 
+    # -- alerts ----------------------------------------------------------------------------------
+    @property
+    def alert_webhook(self) -> str | None:
+        """The URL a failed run's alert is POSTed to, or None. It carries its token: never print it."""
+        url = self.env.get("TSHOP_ALERT_WEBHOOK") or None
+        if url and not url.startswith(("http://", "https://")):
+            # the value is a secret: name the variable, not the value
+            raise ConfigError("TSHOP_ALERT_WEBHOOK must be an http:// or https:// URL")
+        return url
+
     def _choice(self, name: str, allowed: tuple[str, ...]) -> str:
         value = self.get(name)
         if value not in allowed:
@@ -297,7 +311,7 @@ def settings(env: dict[str, str] | None = None) -> Settings:
     return Settings(dict(os.environ if env is None else env))
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     values = {}

@@ -6,12 +6,13 @@ import subprocess
 from pathlib import Path
 
 from tshop.config import REPO_ROOT, Settings
+from tshop.errors import TShopError
 
 POSTGRES_PROJECT = REPO_ROOT / "dbt_tshop"
 CLICKHOUSE_PROJECT = REPO_ROOT / "dbt_tshop" / "clickhouse"
 
 
-class DbtError(RuntimeError):
+class DbtError(TShopError):
     """A dbt command failed; the message carries the tail of its output."""
 
 

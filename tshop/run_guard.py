@@ -30,8 +30,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import IO
 
 import psutil
+
+from tshop.errors import TShopError
 
 RUN_TOKEN = "TSHOP_PIPELINE_RUN"
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -39,7 +42,7 @@ HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_SEQUENCE = ((signal.SIGINT, 10.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0))
 
 
-class RunGuardError(RuntimeError):
+class RunGuardError(TShopError):
     """The run cannot start, or was stopped; the message says why."""
 
 
@@ -148,14 +151,22 @@ class RunGuard:
         self.record = record
 
     # -- the run's processes ----------------------------------------------------------------------
-    def run(self, command: list[str], env: dict[str, str], timeout: float | None = None) -> int:
-        """Run `command` in a process group of its own, carrying the run's token; its exit code.
+    def run(
+        self, command: list[str], env: dict[str, str], timeout: float | None = None, output: IO | None = None
+    ) -> int:
+        """Run `command` in a process group of its own, carrying the run's token; its exit code. Its output
+        (stdout and stderr) goes to `output` when given, to ours otherwise.
 
         Whatever happens (its end, a signal, a timeout, an error here), every process of the run is stopped
         before this returns.
         """
         child = subprocess.Popen(
-            command, env={**env, RUN_TOKEN: self.record.token}, stdin=subprocess.DEVNULL, process_group=0
+            command,
+            env={**env, RUN_TOKEN: self.record.token},
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
+            process_group=0,
         )
         try:
             self._write_record(replace(self.record, pgid=child.pid))
@@ -191,6 +202,24 @@ class RunGuard:
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers.clear()
+
+
+def active_run(state_dir: Path) -> RunRecord | None:
+    """The record of the pipeline run holding this install's lock, None when no run holds it."""
+    lock_file = state_dir / "pipeline.lock"
+    if not lock_file.exists():
+        return None
+    fd = os.open(lock_file, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            return RunRecord(**json.loads((state_dir / "pipeline-run.json").read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
+            return RunRecord(token="", pid=0, logical_date="?", started_at=time.time())
+    finally:
+        os.close(fd)  # releases the lock if this took it
+    return None
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -1,11 +1,15 @@
 """The T-Shop pipeline, one business day per run (daily at 02:00 UTC for the day before).
 
 A run at 02:00 on day D (its logical date) processes business day D-1, which has just ended. It
-1. simulates that business day of the shop into RAW with the generator (skipped with `generate=false`),
+1. simulates the business days after the last one RAW holds through D-1 into RAW with the generator, in
+   order, each once: usually just D-1, several after nights the machine was off (skipped with
+   `generate=false`),
 2. builds the PostgreSQL warehouse with dbt: the DDS snapshots, then the CDM mart, each node with its tests,
 3. materialises the mart in ClickHouse with the dbt-clickhouse project,
 4. checks that ClickHouse's current rows reconcile with PostgreSQL's,
-5. checks that no sale line has waited in cdm.sales_rejected for more than a day.
+5. checks that no sale line has waited in cdm.sales_rejected for more than a day,
+6. checks that every RAW table got rows within 3 days (dbt source freshness; a day only warns).
+A failed run records an alert in sl.alert_log and posts it to TSHOP_ALERT_WEBHOOK when set (tshop.alerts).
 
 Every dbt node is its own Airflow task, rendered by astronomer-cosmos from the manifests `make` compiles
 (no `dbt ls` at parse time, no `dbt deps`), and run with dbt from its own virtual environment. Runs are
@@ -28,6 +32,7 @@ from cosmos.operators.watcher import (
     DbtSourceWatcherOperator,
 )
 
+from tshop.alerts import on_dag_run_failure
 from tshop.config import REPO_ROOT, settings
 from tshop.dbt import CLICKHOUSE_PROJECT, POSTGRES_PROJECT
 
@@ -76,18 +81,22 @@ def producer_first(group: DbtTaskGroup) -> None:
     """In watcher mode, have the node tasks read the producer's results after its `dbt build` ends.
 
     Cosmos starts them alongside the producer and lets them wait for its results. `airflow dags test`
-    (what `make pipeline` runs) runs one task at a time, so a node task that started first waited for a
-    producer that could not start. Once the producer has ended, every node's result is there at the first
-    look, so a node task needs no triggerer and no worker slot held while it waits.
+    (what `make pipeline` runs without a scheduler) runs one task at a time, so a node task that started first
+    waited for a producer that could not start. Once the producer has ended, every node's result is there at
+    the first look, so a node task needs no triggerer and no worker slot held while it waits.
 
-    A node task starts when the producer has ended, whether its build succeeded or failed (`one_done`): each
-    node then reports its own result, a node the build did not reach runs alone, and a failure shows on
-    the node that failed. When the producer did not run at all (its upstream failed), the node tasks are
-    skipped rather than waiting for results that never come. Below the first node tasks, the plain rule:
-    a node task runs when the node tasks it depends on succeeded.
+    The producer and the first node tasks run once everything before them has ended, whatever its state
+    (`all_done`): each node reports its own result, a node the build did not reach runs alone, and a failure
+    shows on the node that failed. A producer of a cleared run (try 2 and later) skips itself rather than
+    build twice, and then every node task runs its node alone: so a run cleared in the UI builds again
+    instead of ending "successful" with everything skipped. The producer also builds after a task before it
+    failed: dbt builds what its sources hold, which a failed task before it left consistent (each
+    generated day and each dbt node is one transaction), and the run fails by the failed task's name anyway.
+    Below the first node tasks, the plain rule: a node task runs when the node tasks it depends on succeeded.
     """
     operators = list(group.iter_tasks())
     producer = next(op for op in operators if isinstance(op, DbtProducerWatcherOperator))
+    producer.trigger_rule = TriggerRule.ALL_DONE
     in_group = {op.task_id for op in operators}
     for node in operators:
         if isinstance(node, (DbtConsumerWatcherSensor, DbtSourceWatcherOperator)):
@@ -97,7 +106,7 @@ def producer_first(group: DbtTaskGroup) -> None:
                 node.trigger_rule = TriggerRule.ALL_SUCCESS
             else:
                 producer >> node
-                node.trigger_rule = TriggerRule.ONE_DONE
+                node.trigger_rule = TriggerRule.ALL_DONE
 
 
 def dbt_project(path: Path, name: str) -> ProjectConfig:
@@ -132,21 +141,24 @@ def dbt_project(path: Path, name: str) -> ProjectConfig:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
     },
+    on_failure_callback=on_dag_run_failure,
     tags=["tshop"],
     doc_md=__doc__,
 )
 def tshop():
     @task
     def simulate_day() -> None:
-        """Simulate the business day before the logical date into RAW. A day already loaded (a cleared
-        or re-run run) is left as it is, so re-running a run ends where the first run ended."""
+        """Simulate every business day after the last one RAW holds through the day before the logical
+        date, in order, each once (a new shop starts at that day): a machine that was off for three nights
+        catches up in one run. Days already loaded (a cleared or re-run run) are left as they are, so
+        re-running a run ends where the first run ended."""
         context = get_current_context()
         params = context["params"]
         if not params["generate"]:
             raise AirflowSkipException("generation skipped by the `generate` parameter")
         day = (context["logical_date"] - timedelta(days=1)).strftime("%Y-%m-%d")
         subprocess.run(
-            [DATAGEN, "generate", "--days", "1", "--start-date", day, "--skip-loaded",
+            [DATAGEN, "generate", "--through", day, "--days", "1",
              *(f"--{name}={params[name]}" for name in ("customers", "seed") if params[name] is not None)],
             check=True,
         )  # fmt: skip
@@ -199,7 +211,25 @@ def tshop():
 
         check_waiting_sales(settings())
 
-    simulate_day() >> warehouse >> clickhouse_mart >> reconcile_clickhouse() >> check_waiting_sales()
+    # a finding, not a hiccup: retrying cannot make RAW fresher. Runs last, whatever became of the build
+    # (a stale source matters most when the build failed), and never alongside a dbt build (dbt's project
+    # hooks, which this dbt command runs too, would race on the sl tables).
+    @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
+    def check_raw_freshness() -> None:
+        """RAW's newest rows must be younger than the sources' error_after (3 days); a table past
+        warn_after (1 day), or empty, only warns. The error names each stale table with its age."""
+        from tshop.checks import check_raw_freshness
+
+        check_raw_freshness(settings(), run_id=get_current_context()["run_id"])
+
+    (
+        simulate_day()
+        >> warehouse
+        >> clickhouse_mart
+        >> reconcile_clickhouse()
+        >> check_waiting_sales()
+        >> check_raw_freshness()
+    )
 
 
 tshop()

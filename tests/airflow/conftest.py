@@ -129,8 +129,9 @@ class Pipelines:
 
     @staticmethod
     def pipeline_command(day: dt.date) -> list[str]:
-        """`tshop pipeline` for one business day, what `make pipeline` runs."""
-        return [TSHOP, "pipeline", "--date", day.isoformat()]
+        """`tshop pipeline` for one business day, what `make pipeline` runs, showing Airflow's and dbt's
+        output (the tests wait for their lines)."""
+        return [TSHOP, "pipeline", "--date", day.isoformat(), "--verbose"]
 
     @staticmethod
     def cli_env(config: Settings) -> dict[str, str]:

@@ -106,6 +106,7 @@ NEVER_RETRIED = {
     "warehouse.dbt_producer_watcher",
     "clickhouse_mart.dbt_producer_watcher",
     "check_waiting_sales",
+    "check_raw_freshness",
 }
 
 
@@ -118,9 +119,11 @@ def test_runs_are_sequential_and_tasks_retry(dag_summary):
 
 
 def test_a_failed_dbt_build_reaches_every_node_task(dag_summary):
-    """Watcher mode: a producer whose `dbt build` failed does not silence its node tasks. The first node tasks
-    run once the producer ended, failed or not (each reports its node, a node the build never reached runs
-    alone); the rest run when the node tasks before them succeeded, so a failure is never read as a skip."""
+    """Watcher mode: a producer whose `dbt build` failed, or that skipped itself in a cleared run, does not
+    silence its node tasks. The producer and the first node tasks run once everything before them ended,
+    whatever its state (each reports its node; a node the build never reached, or every node of a cleared
+    run, runs alone); the rest run when the node tasks before them succeeded, so a failure is never read as
+    a skip."""
     if dag_summary["mode"] != "watcher":
         pytest.skip("local mode runs a dbt process per node, no producer task")
     for group in ("warehouse", "clickhouse_mart"):
@@ -132,18 +135,22 @@ def test_a_failed_dbt_build_reaches_every_node_task(dag_summary):
             and task != producer
         ]  # fmt: skip
         assert nodes, group
+        assert dag_summary["trigger_rules"][producer] == "all_done", producer
         first = [task for task in nodes if dag_summary["upstream"][task] == [producer]]
         assert first, group
         for task in nodes:
-            rule = "one_done" if task in first else "all_success"
+            rule = "all_done" if task in first else "all_success"
             assert dag_summary["trigger_rules"][task] == rule, (task, dag_summary["upstream"][task])
             assert dag_summary["upstream"][task], task
 
 
-def test_waiting_sales_are_checked_last(dag_summary):
+def test_waiting_sales_are_checked_after_the_build_and_freshness_last(dag_summary):
     assert dag_summary["upstream"]["check_waiting_sales"] == ["reconcile_clickhouse"]
     assert dag_summary["trigger_rules"]["check_waiting_sales"] == "all_success"
-    assert not any("check_waiting_sales" in upstream for upstream in dag_summary["upstream"].values())
+    # whatever became of the build: a stale source matters most when the build failed
+    assert dag_summary["upstream"]["check_raw_freshness"] == ["check_waiting_sales"]
+    assert dag_summary["trigger_rules"]["check_raw_freshness"] == "all_done"
+    assert not any("check_raw_freshness" in upstream for upstream in dag_summary["upstream"].values())
 
 
 def test_the_generator_day_is_a_task_of_its_own(dag_summary):

@@ -12,8 +12,9 @@ import psutil
 import pytest
 
 from tshop.config import Settings, settings
-from tshop.orchestration import compile_manifests, ensure_airflow, web_apps
+from tshop.orchestration import compile_manifests, ensure_airflow
 from tshop.services._process import free_port, wait_until
+from tshop.webapps import web_apps
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tshop.errors import TShopError
 
-class ServiceError(RuntimeError):
+
+class ServiceError(TShopError):
     """A local service cannot start or stop; the message says why and what to change."""
 
 
