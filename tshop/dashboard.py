@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from tshop.config import REPO_ROOT, Settings
+from tshop.errors import TShopError
 from tshop.services._process import ServiceError, wait_until
 from tshop.services.background import BackgroundProcess
 from tshop.services.postgres import create_database_if_missing
@@ -38,9 +39,12 @@ CHART_METRICS = {
     "Average age": "average age",
     "Most popular size": "most popular size",
 }
+# the dashboard's other tiles: when the data it shows was loaded (cdm.sales_datamart_freshness)
+STATUS_CHARTS = ("Data as of",)
+DASHBOARD_CHARTS = (*CHART_METRICS, *STATUS_CHARTS)
 
 
-class DashboardError(RuntimeError):
+class DashboardError(TShopError):
     """Superset could not be set up, or the bundle could not be imported or exported."""
 
 
@@ -131,7 +135,10 @@ def ensure_superset(config: Settings) -> None:
 
 
 def import_dashboard(config: Settings, bundle: Path = BUNDLE) -> None:
-    """Import (overwrite) the bundle. The ClickHouse login is tried first: a wrong one changes nothing."""
+    """Import (overwrite) the bundle. The ClickHouse login is tried first: a wrong one changes nothing.
+
+    Afterwards the dashboard holds exactly the charts the bundle's position places: a chart the bundle
+    dropped is taken off it, and deleted unless another dashboard shows it (tshop.superset_cli)."""
     ensure_superset(config)
     superset(config, "-m", "tshop.superset_cli", "import", str(bundle))
 

@@ -14,9 +14,17 @@ The files never hold either: the database file keeps the compose address with Su
 and the import swaps in the real ones. The import tries them on ClickHouse first, so a wrong password stops
 it before anything changes and the dashboard already imported keeps working.
 
+The import makes the dashboard exactly the bundle's: charts that were on it and that the bundle's position
+no longer names are unlinked, and deleted when no other dashboard shows them (Superset up to 6.0 merges an
+overwriting import's charts with the ones already there, apache/superset#22127; 6.1 replaces the links but
+keeps the dropped charts). Re-importing the same bundle changes nothing.
+
 The export writes the files in a form that diffs well: one file per object named after the object (not
 after database ids), keys in Superset's own order, no timestamp, the masked compose address in the database
-file. Export, import, export gives the same files.
+file, and the same ids on every install: the database ids the files mention (a chart's dataset, the
+dashboard's charts) are replaced by those a fresh install gives, charts and datasets numbered from 1 in the
+order of their files, the order the import creates them in. The import maps them back to this install's ids.
+Export, import, export gives the same files.
 """
 
 from __future__ import annotations
@@ -152,7 +160,17 @@ def import_bundle(bundle: Path) -> None:
             (ImportChartsCommand, "Slice", ("databases/", "datasets/", "charts/")),
             (ImportDashboardsCommand, "Dashboard", ("databases/", "datasets/", "charts/", "dashboards/")),
         ]
+        dashboards = {
+            name: yaml.safe_load(text) for name, text in contents.items() if name.startswith("dashboards/")
+        }
+        linked_before = {
+            uuid: _linked_charts(uuid) for uuid in (config["uuid"] for config in dashboards.values())
+        }
         for command, model_type, prefixes in steps:
+            if model_type == "Dashboard":
+                # the charts exist now: point the filters' chart lists at their ids on this install
+                for name, config in dashboards.items():
+                    contents[name] = yaml.safe_dump(_with_install_chart_ids(config), sort_keys=False)
             part = {name: text for name, text in contents.items() if name.startswith(prefixes)}
             part["metadata.yaml"] = yaml.safe_dump({"version": "1.0.0", "type": model_type})
             try:
@@ -161,6 +179,78 @@ def import_bundle(bundle: Path) -> None:
                 raise BundleError(
                     f"Superset refused the bundle in {bundle}: {error.normalized_messages()}"
                 ) from None
+        for config in dashboards.values():
+            _drop_charts_not_in_position(config, linked_before[config["uuid"]])
+
+
+def _position_charts(config: dict) -> dict[int, str]:
+    """{chart id as the file says: chart uuid} of the charts a dashboard file's position places."""
+    return {
+        item["meta"]["chartId"]: item["meta"]["uuid"]
+        for item in config.get("position", {}).values()
+        if isinstance(item, dict) and item.get("type") == "CHART" and "uuid" in item.get("meta", {})
+    }
+
+
+def _linked_charts(dashboard_uuid: str) -> dict[str, int]:
+    """{chart uuid: id} of the charts Superset links to the dashboard now (none before its first import)."""
+    from uuid import UUID
+
+    from superset import db
+    from superset.models.dashboard import Dashboard
+
+    dashboard = db.session.query(Dashboard).filter_by(uuid=UUID(dashboard_uuid)).one_or_none()
+    return {str(chart.uuid): chart.id for chart in dashboard.slices} if dashboard else {}
+
+
+def _with_install_chart_ids(config: dict) -> dict:
+    """The dashboard file with its native filters' `chartsInScope` in this install's chart ids.
+
+    Superset's import maps the position's chart ids and the filters' excluded charts to the install's ids,
+    but not `chartsInScope`, which the dashboard's filter bar trusts: a chart whose id differs from the
+    file's (created later, or re-created) would otherwise not follow the filters.
+    """
+    from superset import db
+    from superset.models.slice import Slice
+
+    uuids = _position_charts(config)
+    ids = {str(uuid): chart_id for uuid, chart_id in db.session.query(Slice.uuid, Slice.id)}
+    to_install = {file_id: ids[uuid] for file_id, uuid in uuids.items() if uuid in ids}
+    config = json.loads(json.dumps(config))
+    for native_filter in config.get("metadata", {}).get("native_filter_configuration", []):
+        if "chartsInScope" in native_filter:
+            native_filter["chartsInScope"] = [
+                to_install[chart] for chart in native_filter["chartsInScope"] if chart in to_install
+            ]
+    return config
+
+
+def _drop_charts_not_in_position(config: dict, linked_before: dict[str, int]) -> None:
+    """Leave the dashboard with exactly the charts its file's position places (apache/superset#22127).
+
+    A chart that was on the dashboard and that the file no longer places is unlinked, and deleted with
+    Superset's own command when no other dashboard shows it: the bundle is the dashboard's source.
+    """
+    from uuid import UUID
+
+    from superset import db
+    from superset.commands.chart.delete import DeleteChartCommand
+    from superset.models.dashboard import Dashboard
+    from superset.models.slice import Slice
+
+    wanted = set(_position_charts(config).values())
+    dashboard = db.session.query(Dashboard).filter_by(uuid=UUID(config["uuid"])).one()
+    stale = [chart for chart in dashboard.slices if str(chart.uuid) not in wanted]
+    if stale:
+        dashboard.slices = [chart for chart in dashboard.slices if str(chart.uuid) in wanted]
+        db.session.commit()
+    dropped = {chart_id for uuid, chart_id in linked_before.items() if uuid not in wanted}
+    dropped |= {chart.id for chart in stale}
+    orphans = [
+        chart.id for chart in db.session.query(Slice).filter(Slice.id.in_(dropped)) if not chart.dashboards
+    ]
+    if orphans:
+        DeleteChartCommand(orphans).run()
 
 
 def _file_name(kind: str, config: dict) -> str:
@@ -174,7 +264,7 @@ def _file_name(kind: str, config: dict) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") + ".yaml"
 
 
-def normalised(name: str, text: str) -> tuple[str, str]:
+def normalised(name: str, text: str, ids: BundleIds | None = None) -> tuple[str, str]:
     """One exported file in the bundle's form: (relative path, text)."""
     config = yaml.safe_load(text)
     if name == "metadata.yaml":
@@ -183,12 +273,93 @@ def normalised(name: str, text: str) -> tuple[str, str]:
     kind = name.split("/", 1)[0]
     if kind == "databases":
         config["sqlalchemy_uri"] = BUNDLE_CLICKHOUSE_URI
+    if kind == "datasets":
+        # Superset lists them in the order its metadata database returns the rows, which an update changes
+        config["metrics"] = sorted(config.get("metrics") or [], key=lambda metric: metric["metric_name"])
+        config["columns"] = sorted(config.get("columns") or [], key=lambda column: column["column_name"])
+    if ids is not None and kind in ("charts", "dashboards"):
+        config = ids.canonical(kind, config)
     if kind == "charts" and config.get("query_context"):
         # Superset stores it as one line of JSON; indented with sorted keys it diffs line by line
         config["query_context"] = json.dumps(json.loads(config["query_context"]), indent=2, sort_keys=True)
     # datasets keep Superset's folder per database
     folder = name.rsplit("/", 1)[0] if kind == "datasets" else kind
     return f"{folder}/{_file_name(kind, config)}", dump(config)
+
+
+class BundleIds:
+    """The ids a fresh install gives the bundle's charts, datasets and dashboard (the import creates each kind
+    in the order of its files: 1, 2, ...), and this install's ids of them. The files hold the former, so an
+    export does not depend on what the install created or deleted before."""
+
+    def __init__(self, exported: dict[str, str]):
+        from superset import db
+        from superset.connectors.sqla.models import SqlaTable
+        from superset.models.dashboard import Dashboard
+        from superset.models.slice import Slice
+
+        def numbered(kind: str, model) -> tuple[dict[str, int], dict[int, int]]:
+            """({uuid: fresh-install id}, {this install's id: fresh-install id}) of one kind."""
+            files = {
+                _file_name(kind, config): config["uuid"]
+                for name, text in exported.items()
+                if name.startswith(f"{kind}/") and (config := yaml.safe_load(text))
+            }
+            numbers = {files[file]: number for number, file in enumerate(sorted(files), start=1)}
+            ids = {str(uuid): row_id for uuid, row_id in db.session.query(model.uuid, model.id)}
+            return numbers, {ids[uuid]: number for uuid, number in numbers.items()}
+
+        self.charts, self.install_charts = numbered("charts", Slice)
+        self.datasets, _ = numbered("datasets", SqlaTable)
+        self.dashboards, _ = numbered("dashboards", Dashboard)
+
+    def canonical(self, kind: str, config: dict) -> dict:
+        """The chart or dashboard file with fresh-install ids instead of this install's."""
+        config = json.loads(json.dumps(config))
+        if kind == "charts":
+            # the chart's own ids, from its uuid: the import keeps the query context's as the file said
+            chart = self.charts[config["uuid"]]
+            dataset_id = self.datasets[config["dataset_uuid"]]
+            dataset_type = config["params"]["datasource"].split("__", 1)[1]
+            dataset = f"{dataset_id}__{dataset_type}"
+            config["params"]["datasource"] = dataset
+            if config.get("query_context"):
+                context = json.loads(config["query_context"])
+                context["datasource"]["id"] = dataset_id
+                form_data = context.get("form_data", {})
+                for key, value in (("slice_id", chart), ("chart_id", chart), ("datasource", dataset)):
+                    if key in form_data:
+                        form_data[key] = value
+                if "dashboardId" in form_data and len(self.dashboards) == 1:
+                    form_data["dashboardId"] = 1
+                config["query_context"] = json.dumps(context)
+            return config
+        for item in config.get("position", {}).values():
+            if (
+                isinstance(item, dict)
+                and item.get("type") == "CHART"
+                and item["meta"].get("uuid") in self.charts
+            ):
+                item["meta"]["chartId"] = self.charts[item["meta"]["uuid"]]
+        # the filters' chart lists hold this install's ids (the import maps them, see _with_install_chart_ids)
+        charts = self.install_charts
+        metadata = config.get("metadata", {})
+        scoped = [
+            *metadata.get("native_filter_configuration", []),
+            metadata.get("global_chart_configuration", {}),
+        ]
+        for scope in scoped:
+            if "chartsInScope" in scope:
+                scope["chartsInScope"] = sorted(charts.get(chart, chart) for chart in scope["chartsInScope"])
+            if scope.get("scope", {}).get("excluded"):
+                scope["scope"]["excluded"] = sorted(
+                    charts.get(chart, chart) for chart in scope["scope"]["excluded"]
+                )
+        if "timed_refresh_immune_slices" in metadata:
+            metadata["timed_refresh_immune_slices"] = [
+                charts.get(chart, chart) for chart in metadata["timed_refresh_immune_slices"]
+            ]
+        return config
 
 
 def export_bundle(bundle: Path) -> list[str]:
@@ -203,11 +374,13 @@ def export_bundle(bundle: Path) -> list[str]:
         dashboard = db.session.query(Dashboard).filter_by(uuid=UUID(DASHBOARD_UUID)).one_or_none()
         if dashboard is None:
             raise BundleError(f"Superset has no dashboard {DASHBOARD_UUID}; import the bundle first")
-        files = dict(
-            normalised(name, content())
+        exported = {
+            name: content()
             for name, content in ExportDashboardsCommand([dashboard.id]).run()
             if name == "metadata.yaml" or name.split("/", 1)[0] in KINDS
-        )
+        }
+        ids = BundleIds(exported)
+        files = dict(normalised(name, text, ids) for name, text in exported.items())
     # the export is the whole bundle: files of objects that are gone go too
     for kind in KINDS:
         for path in (bundle / kind).rglob("*.yaml"):

@@ -18,6 +18,9 @@ DEFAULT_TIME_ZONE = "UTC"
 # caching off: the numbers on the dashboard are always the mart's current numbers
 CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
 DATA_CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
+# the "Most popular size" tile is a Handlebars template laid out with inline styles on divs; Superset's
+# sanitiser (GitHub's schema) drops every style attribute unless allowed, and nothing more is allowed here
+HTML_SANITIZATION_SCHEMA_EXTENSIONS = {"attributes": {"div": ["style"]}}
 # no thumbnails, no telemetry to the internet
 THUMBNAIL_SELENIUM_USER = None
 SCARF_ANALYTICS = False

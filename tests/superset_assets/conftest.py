@@ -19,19 +19,25 @@ from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
 from tshop.services._process import free_port
 
 WAREHOUSE = "wh_dashboard"
+# the last Monday before today (a week ago when today is a Monday) and the three days before it
+_MONDAY = dt.date.today() - dt.timedelta(days=dt.date.today().weekday() or 7)
+SHOP_DAYS = [_MONDAY - dt.timedelta(days=days) for days in (3, 2, 1, 0)]
 
 
 @pytest.fixture(scope="module")
 def shop(pg_dsn: str, clickhouse_url: str, test_settings: Settings) -> Iterator[Settings]:
     """Four generated days (Friday to Monday: corrections, renames and repricing included) in a warehouse of
-    their own, built into the test ClickHouse's `cdm`; the settings of a Superset on a free port."""
+    their own, built into the test ClickHouse's `cdm`; the settings of a Superset on a free port.
+
+    The days are the last Friday to Monday before today, inside the dashboard's default date filter (the
+    month up to yesterday), so the dashboard opens on all of them."""
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(WAREHOUSE)))
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(WAREHOUSE)))
     dsn = test_settings.pg_dsn(database=WAREHOUSE)
     with psycopg.connect(dsn, autocommit=True) as conn:
         create_raw_tables(conn)
-    ShopSimulation(dsn, seed=8, initial_customers=3000).run(dt.date(2024, 3, 8), 4)
+    ShopSimulation(dsn, seed=8, initial_customers=3000).run(SHOP_DAYS[0], len(SHOP_DAYS))
     config = settings({**test_settings.env, "TSHOP_PG_DSN": dsn, "TSHOP_SUPERSET_PORT": str(free_port())})
     client = clients.clickhouse(config)
     client.command("drop database if exists cdm")

@@ -1,21 +1,28 @@
-"""The dashboard as code (superset_assets/): it renders in a real browser, every chart shows what CONTRACT
-section 3 defines, the bundle survives export and import unchanged, and a wrong ClickHouse password at import
-changes nothing."""
+"""The dashboard as code (superset_assets/): it renders in a real browser as a manager would show it (business
+labels, money in dollars, the most popular size with its share, when the data was loaded, the last month by
+default), every chart shows what CONTRACT section 3 defines, re-importing a bundle that dropped a chart drops
+it from the dashboard, the bundle survives export and import unchanged, and a wrong ClickHouse password at
+import changes nothing."""
 
 from __future__ import annotations
 
 import datetime as dt
 import filecmp
+import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tshop import clients, dashboard, metrics
 from tshop.config import REPO_ROOT, Settings, settings
 
 pytestmark = pytest.mark.slow
 
+# what a manager should not read on a tile: column names and SQL
+TECHNICAL = r"total_cost|sum\(|quantity|product_|customer_|order_id|sale_date"
 ARTIFACTS = REPO_ROOT / ".state" / "test" / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's Chromium in a container: no sandbox, no GPU, nothing fetched from the internet
@@ -29,7 +36,7 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def test_the_dashboard_renders_every_chart_in_a_real_browser(superset: Settings):
+def test_the_dashboard_renders_every_chart_in_a_real_browser(shop: Settings, superset: Settings):
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
@@ -47,15 +54,16 @@ def test_the_dashboard_renders_every_chart_in_a_real_browser(superset: Settings)
 
         page.goto(f"{base_url}/superset/dashboard/{dashboard.DASHBOARD_SLUG}/")
         charts = page.locator("[data-test='chart-grid-component']")
-        # rendered: a chart holds a canvas or svg (the ECharts charts) or its number or table cell
+        # rendered: a chart holds a canvas or svg (the ECharts charts), its number, table cell or template
         page.wait_for_function(
             """count => {
                 const charts = document.querySelectorAll("[data-test='chart-grid-component']");
                 return charts.length === count && [...charts].every(chart =>
                     !chart.querySelector("[data-test='loading-indicator'], .loading") &&
-                    chart.querySelector("canvas, svg, .header-line, td, [role='alert']"));
+                    (chart.querySelector("canvas, svg, .header-line, td, [role='alert']") ||
+                     chart.innerText.includes("of items sold")));
             }""",
-            arg=len(dashboard.CHART_METRICS),
+            arg=len(dashboard.DASHBOARD_CHARTS),
             timeout=120_000,
         )
         page.wait_for_timeout(2000)  # the charts' drawing animation, so the picture shows the whole lines
@@ -72,14 +80,82 @@ def test_the_dashboard_renders_every_chart_in_a_real_browser(superset: Settings)
                 .filter(holder => holder.querySelector("[data-test='slice-header'] [aria-label='warning']"))
                 .map(holder => holder.querySelector("[data-test='slice-header']").innerText.split("\\n")[0])"""
         )
+        filter_bar = page.locator("[data-test='filter-bar']").inner_text()
+        # the tiles' heights: none much taller than what it shows
+        heights = page.evaluate(
+            """() => Object.fromEntries([...document.querySelectorAll("[data-test='chart-grid-component']")]
+                .map(chart => [chart.getAttribute("data-test-chart-name"), chart.getBoundingClientRect().height]))"""
+        )
         browser.close()
 
-    assert names == sorted(dashboard.CHART_METRICS)
+    assert names == sorted(dashboard.DASHBOARD_CHARTS)
     for name, text in texts.items():
         assert "error" not in text.lower(), (name, text)
         assert "no results" not in text.lower(), (name, text)
+        assert "No data" not in text, (name, text)
+        # business labels: no column or SQL names on a tile
+        assert not re.search(TECHNICAL, text), (name, text)
     assert at_row_limit == [], f"charts at their row limit, maybe showing part of their data: {at_row_limit}"
     assert (ARTIFACTS / "superset_dashboard.png").stat().st_size > 10_000
+
+    # the date filter opens on the last month, which holds every generated day: the tiles show all the data
+    assert re.search(r"Sale date\s+Last month\s", filter_bar), filter_bar
+    client = clients.clickhouse(shop)
+    try:
+        mart = metrics.MART["clickhouse"]
+        revenue, cheques = client.query(
+            f"select sum(total_cost), uniqExact(order_id) from {mart}"
+        ).result_rows[0]
+        size = client.query(metrics.DEFINITIONS["most popular size"].format(mart=mart)).result_rows[0][0]
+        share = client.query(
+            f"select sumIf(quantity, product_size = {{size:String}}) * 100 / sum(quantity) from {mart}",
+            parameters={"size": size},
+        ).result_rows[0][0]
+        loaded_at = client.query("select max(loaded_at) from cdm.sales_datamart").result_rows[0][0]
+    finally:
+        client.close()
+    # money in dollars, the same way on every money tile
+    assert f"$ {revenue:,.2f}" in texts["Revenue"], texts["Revenue"]
+    assert f"$ {float(revenue) / cheques:,.2f}" in texts["Average cheque"], texts["Average cheque"]
+    # the most popular size as a tile: the size, and its share of the items sold beside it
+    shown = re.search(rf"^{re.escape(size)}\s+([\d.]+)% of items sold", texts["Most popular size"], re.M)
+    assert shown, texts["Most popular size"]
+    assert abs(float(shown.group(1)) - float(share)) <= 0.05 + 1e-9, (shown.group(1), share)
+    # when the data was loaded: the mart's latest loaded_at, in UTC to the minute
+    assert f"{loaded_at:%Y-%m-%d %H:%M}" in texts["Data as of"], texts["Data as of"]
+    assert "UTC" in texts["Data as of"]
+    # no tall empty tiles: the number tiles are short, the charts at most a screen high
+    for name in (
+        "Revenue",
+        "Average cheque",
+        "Items per cheque",
+        "Customers",
+        "Average age",
+        "Most popular size",
+        "Data as of",
+    ):
+        assert heights[name] <= 220, (name, heights[name])
+    assert max(heights.values()) <= 500, heights
+
+
+def test_every_chart_speaks_business(superset_api):
+    """Titles and axes in the manager's words; money metrics carry their currency in the dataset."""
+    for name, chart_id in superset_api.charts().items():
+        chart = superset_api.get(f"/api/v1/chart/{chart_id}")["result"]
+        params = json.loads(chart["params"])
+        description = chart["description"]
+        assert description and not re.search(TECHNICAL, description), (name, description)
+        if params["viz_type"].startswith("echarts_timeseries"):
+            assert (params["x_axis_title"], params["y_axis_title"]) == ("Sale date", "Revenue (USD)"), name
+    dataset_id = superset_api.get(f"/api/v1/chart/{superset_api.charts()['Revenue']}")["result"][
+        "query_context"
+    ]
+    dataset = superset_api.get(f"/api/v1/dataset/{json.loads(dataset_id)['datasource']['id']}")
+    metrics_by_name = {metric["metric_name"]: metric for metric in dataset["result"]["metrics"]}
+    for money in ("revenue", "average_cheque"):
+        assert metrics_by_name[money]["currency"] == {"symbol": "USD", "symbolPosition": "prefix"}, money
+    for metric in metrics_by_name.values():
+        assert metric["verbose_name"], metric["metric_name"]
 
 
 def _chart_rows(metric: str, data: list[dict]) -> list[tuple]:
@@ -106,7 +182,7 @@ def _chart_rows(metric: str, data: list[dict]) -> list[tuple]:
 
 def test_every_chart_shows_its_metric_as_the_contract_defines_it(shop: Settings, superset_api):
     charts = superset_api.charts()
-    assert sorted(charts) == sorted(dashboard.CHART_METRICS)
+    assert sorted(charts) == sorted(dashboard.DASHBOARD_CHARTS)
     client = clients.clickhouse(shop)
     try:
         for chart, metric in dashboard.CHART_METRICS.items():
@@ -117,6 +193,47 @@ def test_every_chart_shows_its_metric_as_the_contract_defines_it(shop: Settings,
             assert metrics.normalised(shown) == metrics.normalised(expected), chart
     finally:
         client.close()
+
+
+def test_reimporting_a_bundle_without_a_chart_takes_it_off_the_dashboard(
+    superset: Settings, superset_api, tmp_path: Path
+):
+    """Superset merges an overwriting import's charts with those already on the dashboard (apache/superset
+    #22127); the bundle is the dashboard's source, so a chart it dropped goes."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(dashboard.BUNDLE, bundle)
+    dropped = "Average age"
+    chart_file = bundle / "charts" / "Average_age.yaml"
+    dropped_uuid = yaml.safe_load(chart_file.read_text())["uuid"]
+    chart_file.unlink()
+    dashboard_file = next((bundle / "dashboards").glob("*.yaml"))
+    config = yaml.safe_load(dashboard_file.read_text())
+    (place,) = [
+        key
+        for key, item in config["position"].items()
+        if isinstance(item, dict) and item.get("meta", {}).get("uuid") == dropped_uuid
+    ]
+    del config["position"][place]
+    for item in config["position"].values():
+        if isinstance(item, dict) and place in item.get("children", []):
+            item["children"].remove(place)
+    dashboard_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert dropped in superset_api.charts()
+
+    def charts_named(name: str) -> int:
+        query = f"(filters:!((col:slice_name,opr:eq,value:'{name}')))"
+        return superset_api.get("/api/v1/chart/", q=query)["count"]
+
+    try:
+        for _ in range(2):  # and once more: the same bundle again changes nothing
+            dashboard.import_dashboard(superset, bundle)
+            assert sorted(superset_api.charts()) == sorted(set(dashboard.DASHBOARD_CHARTS) - {dropped})
+            # no other dashboard showed it: it is gone, not left behind unlinked
+            assert charts_named(dropped) == 0
+    finally:
+        dashboard.import_dashboard(superset)
+    assert sorted(superset_api.charts()) == sorted(dashboard.DASHBOARD_CHARTS)
+    assert charts_named(dropped) == 1
 
 
 def test_export_import_export_gives_the_same_files(superset: Settings, tmp_path: Path):
