@@ -76,7 +76,7 @@ psql: $(AIRFLOW_ENV)/.synced ## open psql (the bundled PostgreSQL 18 client) on 
 # Each bench/bench_*.py measures one issue's numbers and rewrites its own section of docs/benchmarks.md.
 # in issue order: the warehouse benchmark leaves the full-scale shop that the ClickHouse mart's reads
 BENCHES ?= bench/bench_clickhouse_endpoint.py bench/bench_datagen.py bench/bench_warehouse.py \
-	bench/bench_clickhouse_mart.py bench/bench_pipeline.py bench/bench_late_data.py
+	bench/bench_clickhouse_mart.py bench/bench_pipeline.py bench/bench_late_data.py bench/bench_demo.py
 
 .PHONY: bench
 bench: envs ## run the benchmarks (BENCHES=bench/bench_x.py for one) and print their tables
