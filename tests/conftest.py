@@ -107,3 +107,40 @@ def receiver() -> Iterator[Receiver]:
     yield found
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def build_shop(test_settings: Settings, pg_dsn: str, clickhouse_url: str):
+    """build_shop(name, first_day, days, customers, **env): see `_build_shop`."""
+    return lambda *args, **env: _build_shop(test_settings, *args, **env)
+
+
+def _build_shop(
+    test_settings: Settings, name: str, first_day, days: int, customers: int, **env: str
+) -> Settings:
+    """A warehouse database `name` made anew, `days` generated days from `first_day` (seed 8) built through
+    both dbt projects into the test ClickHouse's `cdm` (dropped first); its settings, with `env` on top."""
+    import psycopg
+    from psycopg import sql
+
+    from datagen import ShopSimulation
+    from datagen.writer import create_raw_tables
+    from tshop import clients
+    from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
+
+    with psycopg.connect(test_settings.pg_dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    dsn = test_settings.pg_dsn(database=name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        create_raw_tables(conn)
+    ShopSimulation(dsn, seed=8, initial_customers=customers).run(first_day, days)
+    config = settings({**test_settings.env, "TSHOP_PG_DSN": dsn, **env})
+    client = clients.clickhouse(config)
+    try:
+        client.command("drop database if exists cdm")
+    finally:
+        client.close()
+    run_dbt(config, ["build"])
+    run_dbt(config, ["build"], project=CLICKHOUSE_PROJECT)
+    return config

@@ -7,15 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
-from datagen import ShopSimulation
-from datagen.writer import create_raw_tables
 from tshop import clients, dashboard
-from tshop.config import Settings, settings
-from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
+from tshop.config import Settings
 from tshop.services._process import free_port
 
 WAREHOUSE = "wh_dashboard"
@@ -25,24 +20,14 @@ SHOP_DAYS = [_MONDAY - dt.timedelta(days=days) for days in (3, 2, 1, 0)]
 
 
 @pytest.fixture(scope="module")
-def shop(pg_dsn: str, clickhouse_url: str, test_settings: Settings) -> Iterator[Settings]:
+def shop(pg_dsn: str, build_shop, test_settings: Settings) -> Iterator[Settings]:
     """Four generated days (Friday to Monday: corrections, renames and repricing included) in a warehouse of
     their own, built into the test ClickHouse's `cdm`; the settings of a Superset on a free port.
 
     The days are the last Friday to Monday before today, inside the dashboard's default date filter (the
     month up to yesterday), so the dashboard opens on all of them."""
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(WAREHOUSE)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(WAREHOUSE)))
-    dsn = test_settings.pg_dsn(database=WAREHOUSE)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        create_raw_tables(conn)
-    ShopSimulation(dsn, seed=8, initial_customers=3000).run(SHOP_DAYS[0], len(SHOP_DAYS))
-    config = settings({**test_settings.env, "TSHOP_PG_DSN": dsn, "TSHOP_SUPERSET_PORT": str(free_port())})
+    config = build_shop(WAREHOUSE, SHOP_DAYS[0], len(SHOP_DAYS), 3000, TSHOP_SUPERSET_PORT=str(free_port()))
     client = clients.clickhouse(config)
-    client.command("drop database if exists cdm")
-    run_dbt(config, ["build"])
-    run_dbt(config, ["build"], project=CLICKHOUSE_PROJECT)
     yield config
     client.command("drop database if exists cdm")
     client.close()

@@ -15,11 +15,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from datagen import ShopSimulation
-from datagen.writer import create_raw_tables
 from tshop import clients
 from tshop.config import Settings, settings
-from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
+from tshop.dbt import CLICKHOUSE_PROJECT
 from tshop.dbt_docs import (
     PROJECTS,
     dbt_docs_airflow_env,
@@ -37,21 +35,11 @@ SLUGS = [docs.slug for docs in PROJECTS]
 
 
 @pytest.fixture(scope="module")
-def shop(pg_dsn: str, clickhouse_url: str, test_settings: Settings) -> Iterator[Settings]:
+def shop(pg_dsn: str, build_shop, test_settings: Settings) -> Iterator[Settings]:
     """One generated day built through both dbt projects (so both catalogs have tables to describe), with
     Airflow's web app on a free port."""
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(WAREHOUSE)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(WAREHOUSE)))
-    dsn = test_settings.pg_dsn(database=WAREHOUSE)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        create_raw_tables(conn)
-    ShopSimulation(dsn, seed=8, initial_customers=300).run(dt.date(2024, 3, 8), 1)
-    config = settings({**test_settings.env, "TSHOP_PG_DSN": dsn, "TSHOP_AIRFLOW_PORT": str(free_port())})
+    config = build_shop(WAREHOUSE, dt.date(2024, 3, 8), 1, 300, TSHOP_AIRFLOW_PORT=str(free_port()))
     client = clients.clickhouse(config)
-    client.command("drop database if exists cdm")
-    run_dbt(config, ["build"])
-    run_dbt(config, ["build"], project=CLICKHOUSE_PROJECT)
     shutil.rmtree(docs_root(config), ignore_errors=True)
     yield config
     client.command("drop database if exists cdm")
