@@ -100,7 +100,7 @@ def main() -> None:
         + "\n\nStages as each demo printed them:\n\n"
         + markdown_table(["stage", "seconds"], stage_rows)
     )
-    print(write_section("demo", "`make demo`: a fresh clone, then a second run (issue 17)", body))
+    write_section("demo", "`make demo`: a fresh clone, then a second run (issue 17)", body)
 
 
 if __name__ == "__main__":

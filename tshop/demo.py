@@ -119,7 +119,7 @@ def run_demo(config: Settings, days: int = DEMO_DAYS, verbose: bool = False) -> 
     with stage(console, "demo shop (generator into RAW)", timings):
         generate_demo_shop(config, days, console, verbose)
     with stage(console, "Airflow (web app, scheduler, DAG processor)", timings):
-        _print_statuses(console, start_airflow_apps(config))
+        _print_statuses(console, start_airflow_apps(config, refresh_docs=False))
         unpause_dag(config)
         console.print(
             f"    DAG `{DAG_ID}` unpaused: it runs daily at 02:00 UTC for the day before", markup=False

@@ -77,8 +77,10 @@ def refresh_dbt_docs(config: Settings) -> list[str]:
     ]
 
 
-def start_airflow_apps(config: Settings) -> list[ServiceStatus]:
-    """Start the Airflow web app, scheduler, log server and DAG processor; return once the web app answers."""
+def start_airflow_apps(config: Settings, refresh_docs: bool = True) -> list[ServiceStatus]:
+    """Start the Airflow web app, scheduler, log server and DAG processor; return once the web app answers.
+    `refresh_docs=False` leaves the dbt docs to the caller (the demo builds them once, after its run, when
+    the catalog has its tables)."""
     running = active_run(config.state_dir)
     if running is not None and web_apps(config)[1].status().state != "running":
         # a scheduler started now would run the tasks of that `airflow dags test` run a second time
@@ -87,7 +89,8 @@ def start_airflow_apps(config: Settings) -> list[ServiceStatus]:
         )
     compile_manifests(config)
     ensure_airflow(config)
-    refresh_dbt_docs(config)
+    if refresh_docs:
+        refresh_dbt_docs(config)
     apps = web_apps(config)
     by_name = {app.name: app for app in apps}
     api_server = by_name["airflow-api-server"]
