@@ -8,7 +8,8 @@ A run at 02:00 on day D (its logical date) processes business day D-1, which has
 3. materialises the mart in ClickHouse with the dbt-clickhouse project,
 4. checks that ClickHouse's current rows reconcile with PostgreSQL's,
 5. checks that no sale line has waited in cdm.sales_rejected for more than a day,
-6. checks that every RAW table got rows within 3 days (dbt source freshness; a day only warns).
+6. checks that every RAW table got rows within 3 days (dbt source freshness; a day only warns),
+7. fails the run when any task failed (`fail_if_a_task_failed`; skipped otherwise).
 A failed run records an alert in sl.alert_log and posts it to TSHOP_ALERT_WEBHOOK when set (tshop.alerts).
 
 Every dbt node is its own Airflow task, rendered by astronomer-cosmos from the manifests `make` compiles
@@ -222,13 +223,24 @@ def tshop():
 
         check_raw_freshness(settings(), run_id=get_current_context()["run_id"])
 
-    (
-        simulate_day()
-        >> warehouse
-        >> clickhouse_mart
-        >> reconcile_clickhouse()
-        >> check_waiting_sales()
-        >> check_raw_freshness()
+    # Airflow calls a run successful when its last tasks succeeded. The producers, their first node tasks and
+    # the freshness check run whatever became of the tasks before them (all_done), so a failure upstream of
+    # them would not reach the end of the chain: this task, after every other, fails the run (and calls the
+    # failure callback) when any task failed, and is skipped otherwise. Airflow's own "watcher" pattern.
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+    def fail_if_a_task_failed() -> None:
+        """Fail the run: a task before this one failed (see the failed tasks of this run)."""
+        raise RuntimeError(
+            "a task of this run failed: the run fails with it (its name is in the run's failed tasks)"
+        )
+
+    generated = simulate_day()
+    reconciled = reconcile_clickhouse()
+    waiting = check_waiting_sales()
+    fresh = check_raw_freshness()
+    generated >> warehouse >> clickhouse_mart >> reconciled >> waiting >> fresh
+    [generated, reconciled, waiting, fresh, *warehouse.iter_tasks(), *clickhouse_mart.iter_tasks()] >> (
+        fail_if_a_task_failed()
     )
 
 

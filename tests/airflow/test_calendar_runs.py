@@ -82,6 +82,11 @@ def test_a_failing_task_is_named_with_its_log_tail_and_the_rerun_command_and_ale
     assert "--- warehouse.product.snapshot failed" in output, output[-4000:]
     assert "size" in output.split("--- warehouse.product.snapshot failed", 1)[1], "the log tail shows why"
     assert f"pipeline --date {YESTERDAY}" in output, "the command to re-run"
+    log_file = next(
+        line.split(": ", 1)[1] for line in output.splitlines() if "Airflow and dbt output:" in line
+    )
+    judged = [line for line in open(log_file) if "Marking run" in line]
+    assert judged and "failed" in judged[-1], "Airflow's own rule fails the run, not only tshop's"
     assert len(receiver.posts) == 1, receiver.posts
     assert "warehouse.product.snapshot" in receiver.posts[0]["body"]["text"]
     with psycopg.connect(config.pg_dsn()) as conn:

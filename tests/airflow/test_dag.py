@@ -107,6 +107,7 @@ NEVER_RETRIED = {
     "clickhouse_mart.dbt_producer_watcher",
     "check_waiting_sales",
     "check_raw_freshness",
+    "fail_if_a_task_failed",
 }
 
 
@@ -150,7 +151,11 @@ def test_waiting_sales_are_checked_after_the_build_and_freshness_last(dag_summar
     # whatever became of the build: a stale source matters most when the build failed
     assert dag_summary["upstream"]["check_raw_freshness"] == ["check_waiting_sales"]
     assert dag_summary["trigger_rules"]["check_raw_freshness"] == "all_done"
-    assert not any("check_raw_freshness" in upstream for upstream in dag_summary["upstream"].values())
+    assert not any(
+        "check_raw_freshness" in upstream
+        for task, upstream in dag_summary["upstream"].items()
+        if task != "fail_if_a_task_failed"
+    )
 
 
 def test_the_generator_day_is_a_task_of_its_own(dag_summary):
@@ -167,3 +172,14 @@ def test_a_test_with_two_parents_runs_after_both(dag_summary):
         task for task in dag_summary["tasks"] if task.startswith("warehouse.relationships_sales_datamart")
     ]
     assert detached, dag_summary["tasks"]
+
+
+def test_a_failed_task_fails_the_run_by_airflows_own_rule(dag_summary):
+    """Airflow calls a run successful when its last tasks succeeded, and some tasks run whatever became of the
+    tasks before them (the producers, the first node tasks, the freshness check): a guard after every other
+    task, `one_failed`, fails the run when any task failed, so a scheduled run (and its failure callback)
+    never says success over a failed task."""
+    guard = "fail_if_a_task_failed"
+    assert dag_summary["trigger_rules"][guard] == "one_failed"
+    assert dag_summary["retries"][guard] == 0
+    assert set(dag_summary["upstream"][guard]) == set(dag_summary["tasks"]) - {guard}
