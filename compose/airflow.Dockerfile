@@ -26,8 +26,9 @@ ENV PYTHONPATH=/opt/tshop \
     DBT_SEND_ANONYMOUS_USAGE_STATS=False
 
 # the manifests Cosmos renders the DAG from (no dbt ls at parse time); parsing needs no database
-WORKDIR /opt/tshop/dbt_tshop
-RUN /opt/dbt/bin/dbt parse --quiet --profiles-dir .
+# (`dbt deps` installs the sibling folder dbt_tshop/shared: no network)
+WORKDIR /opt/tshop/dbt_tshop/postgres
+RUN /opt/dbt/bin/dbt deps --quiet --profiles-dir . && /opt/dbt/bin/dbt parse --quiet --profiles-dir .
 WORKDIR /opt/tshop/dbt_tshop/clickhouse
-RUN /opt/dbt/bin/dbt parse --quiet --profiles-dir .
+RUN /opt/dbt/bin/dbt deps --quiet --profiles-dir . && /opt/dbt/bin/dbt parse --quiet --profiles-dir .
 WORKDIR /opt/airflow

@@ -46,7 +46,7 @@ def check_waiting_sales(config: Settings) -> None:
 
 
 # -- freshness of RAW -------------------------------------------------------------------------------------
-# The limits are the sources' own (dbt_tshop/models/raw/_raw__sources.yml: warn after 1 day, error after 3),
+# The limits are the sources' own (dbt_tshop/postgres/models/raw/_raw__sources.yml: warn after 1 day, error after 3),
 # measured on `loaded_at`, when the database last wrote a row: a late upload is fresh data, and a table no
 # writer has touched for three days means a source has stopped sending.
 

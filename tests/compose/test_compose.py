@@ -124,7 +124,7 @@ def test_every_setting_the_dag_profiles_and_superset_read_is_set_by_the_stack():
 
     airflow_env = services()["airflow-scheduler"]["environment"]
     superset_env = services()["superset"]["environment"]
-    profiles = (REPO_ROOT / "dbt_tshop" / "profiles.yml").read_text()
+    profiles = (REPO_ROOT / "dbt_tshop" / "postgres" / "profiles.yml").read_text()
     profiles += (REPO_ROOT / "dbt_tshop" / "clickhouse" / "profiles.yml").read_text()
     for name in set(re.findall(r"env_var\('([A-Z_]+)'", profiles)):
         assert name in airflow_env or name in DEFAULTS or name.startswith("TSHOP_PG_"), name

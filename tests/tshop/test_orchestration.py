@@ -33,3 +33,34 @@ def test_no_manifest_is_not_current(tmp_path):
     project = _project(tmp_path)
     (project / "target/manifest.json").unlink()
     assert not manifest_is_current(project)
+
+
+def _sibling_projects(tmp_path):
+    """postgres/ and clickhouse/ installing shared/, as dbt_tshop/ lays them out."""
+    projects = {name: _project_in(tmp_path / name) for name in ("postgres", "clickhouse")}
+    for project in projects.values():
+        (project / "packages.yml").write_text("packages: [{local: ../shared}]")
+        os.utime(project / "packages.yml", (100, 100))
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "columns.md").write_text("-")
+    os.utime(tmp_path / "shared" / "columns.md", (100, 100))
+    return projects, tmp_path / "shared"
+
+
+def _project_in(folder):
+    folder.mkdir()
+    return _project(folder)
+
+
+def test_an_edit_in_the_shared_package_makes_both_manifests_stale(tmp_path):
+    projects, shared = _sibling_projects(tmp_path)
+    assert all(manifest_is_current(project, shared) for project in projects.values())
+    os.utime(shared / "columns.md", (500, 500))
+    assert not any(manifest_is_current(project, shared) for project in projects.values())
+
+
+def test_an_edit_in_the_clickhouse_project_leaves_the_postgres_manifest_current(tmp_path):
+    projects, shared = _sibling_projects(tmp_path)
+    os.utime(projects["clickhouse"] / "models/sales.sql", (500, 500))
+    assert manifest_is_current(projects["postgres"], shared)
+    assert not manifest_is_current(projects["clickhouse"], shared)

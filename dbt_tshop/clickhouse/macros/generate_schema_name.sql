@@ -1,5 +1,5 @@
-{# Use a node's custom schema as it is (cdm) instead of dbt's default `<target schema>_<custom>`:
-   the layer schemas are part of the contract. #}
+{# dbt reads a generate_schema_name override from the root project only: this one hands over to the rule
+   both projects share (tshop_shared's layer_schema_name). #}
 {% macro generate_schema_name(custom_schema_name, node) -%}
-    {{ (custom_schema_name or target.schema) | trim }}
+    {{ tshop_shared.layer_schema_name(custom_schema_name) }}
 {%- endmacro %}

@@ -14,6 +14,7 @@
             "create unique index if not exists sales_datamart_version_idx on {{ this }} (sale_id, valid_from)",
             "create index if not exists sales_datamart_sale_date_idx on {{ this }} (sale_date) where is_current",
             "create index if not exists sales_datamart_loaded_at_idx on {{ this }} (loaded_at)",
+            "create index if not exists sales_datamart_customer_idx on {{ this }} (customer_id) where is_current",
             "{{ analyze_if_never_analyzed(this) }}",
             "{{ sl_advance_watermark('cdm.sales_datamart',
                 max_updated_at='select max(valid_from) from ' ~ ref('sales_datamart_increment') ~ ' where has_customer and has_product',
@@ -27,7 +28,7 @@
 {%- set value_columns = [
     'order_id', 'sale_date', 'sold_at', 'customer_id', 'customer_name', 'customer_age', 'product_id',
     'product_name', 'product_category', 'product_size', 'product_price', 'quantity', 'total_cost',
-    'valid_to', 'is_current',
+    'valid_to', 'is_current', 'customer_key', 'product_key',
 ] %}
 
 with
@@ -58,6 +59,8 @@ final as (
         valid_from,
         valid_to,
         is_current,
+        customer_key,
+        product_key,
         tried_at as loaded_at
     from sales_datamart_increment
     where has_customer and has_product

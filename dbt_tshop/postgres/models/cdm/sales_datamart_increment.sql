@@ -75,10 +75,12 @@ point_in_time as (
     select
         sale_line_versions.*,
         customer_version.customer_id as found_customer_id,
+        customer_version.dbt_scd_id as customer_version_id,
         customer_version.first_name,
         customer_version.last_name,
         customer_version.birth_date,
         product_version.product_id as found_product_id,
+        product_version.dbt_scd_id as product_version_id,
         product_version.name as product_name,
         product_version.category as product_category,
         product_version.size as product_size,
@@ -129,6 +131,9 @@ final as (
         valid_from,
         valid_to,
         valid_to is null as is_current,
+        -- the point-in-time lookup above, kept: cdm.fct_sales keys its lines to these versions
+        {{ version_key('customer_version_id') }} as customer_key,
+        {{ version_key('product_version_id') }} as product_key,
         found_customer_id is not null as has_customer,
         found_product_id is not null as has_product,
         '{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}'::timestamp as tried_at,

@@ -1,8 +1,0 @@
-{# Every row satisfies a SQL condition over its columns (written here: the dbt hub is not reachable). #}
-{% test expression_is_true(model, expression, column_name=none) %}
-
-select *
-from {{ model }}
-where not ({{ expression }})
-
-{% endtest %}
