@@ -1,5 +1,5 @@
-{# Post-hook of the ClickHouse mart: records its watermark (the greatest `loaded_at` of the PostgreSQL
-   mart rows it holds) and the rows this run loaded in PostgreSQL's sl.load_metadata, through
+{# Post-hook of a ClickHouse model copied from PostgreSQL: records its watermark (the greatest `loaded_at`
+   of the PostgreSQL rows it holds) and the rows this run loaded in PostgreSQL's sl.load_metadata, through
    the postgresql() table function. An insert there updates the existing row (a trigger of the SL table,
    see the PostgreSQL project's sl_create_tables), so this is an upsert. It runs after the insert, when
    sl.load_metadata still holds the watermark this run started from. #}
@@ -8,7 +8,7 @@
     insert into function {{ postgresql_table('sl', 'load_metadata') }}
         (table_name, max_updated_at, rows_loaded, loaded_at, run_id)
     select
-        '{{ var("watermark_table_name") }}',
+        '{{ clickhouse_watermark_name() }}',
         max(loaded_at),
         {% if watermark is none -%}
         count(),

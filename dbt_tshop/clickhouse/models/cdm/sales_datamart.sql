@@ -5,8 +5,6 @@
 -- valid_from): the latest PostgreSQL write (row_version = loaded_at). Read it with FINAL
 -- (cdm.sales_datamart_current does).
 
-{%- set watermark = clickhouse_watermark() %}
-
 {{
     config(
         materialized='incremental',
@@ -22,13 +20,7 @@ with
 
 postgres_sales_datamart as (
 
-    select *
-    from {{ postgresql_table('cdm', 'sales_datamart') }}
-    {%- if watermark %}
-    -- loaded_at is one value per PostgreSQL run and runs are sequential (max_active_runs=1), so every row
-    -- of the last copied run is at the watermark and every later one past it
-    where loaded_at > '{{ watermark }}'
-    {%- endif %}
+    {{ copied_from_postgres('cdm', 'sales_datamart') }}
 
 ),
 
@@ -53,6 +45,8 @@ final as (
         toDateTime64(assumeNotNull(valid_from), 6, 'UTC') as valid_from,
         toNullable(toDateTime64(valid_to, 6, 'UTC')) as valid_to,
         toBool(assumeNotNull(is_current)) as is_current,
+        toInt64(assumeNotNull(customer_key)) as customer_key,
+        toInt64(assumeNotNull(product_key)) as product_key,
         toDateTime64(assumeNotNull(loaded_at), 6, 'UTC') as loaded_at,
         toUInt64(toUnixTimestamp64Micro(toDateTime64(assumeNotNull(loaded_at), 6, 'UTC'))) as row_version
     from postgres_sales_datamart

@@ -21,6 +21,8 @@ select
     total_cost,
     valid_from,
     valid_to,
-    is_current
+    is_current,
+    customer_key,
+    product_key
 from {{ ref('sales_datamart') }} final
 where is_current
