@@ -14,7 +14,8 @@ USER airflow
 RUN /opt/dbt/bin/pip install --no-cache-dir \
         dbt-core==1.11.16 dbt-postgres==1.11.0 dbt-clickhouse==1.10.3 \
     && pip install --no-cache-dir \
-        astronomer-cosmos==1.15.1 clickhouse-connect==1.12.0 "psycopg[binary]==3.3.9"
+        astronomer-cosmos==1.15.1 clickhouse-connect==1.12.0 "psycopg[binary]==3.3.9" \
+        matplotlib==3.11.2
 
 # the same layout as the repository: tshop.config finds the dbt projects beside the runtime
 COPY --chown=airflow:root tshop /opt/tshop/tshop

@@ -28,6 +28,7 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_DBT_EXECUTABLE | `<repo>/.venvs/dbt/bin/dbt` | the dbt of the dbt environment (kept apart from Airflow's) |
 | TSHOP_COSMOS_EXECUTION_MODE | watcher | how Cosmos runs the dbt nodes: `watcher` (one `dbt build` per project, each node's task reports its result) or `local` (a dbt process per task) |
 | TSHOP_COSMOS_TEST_BEHAVIOR | after_each | `after_each` (a test task per node) or, with `local` only, `build` (a node and its tests in one task) |
+| TSHOP_REPORTS_URL | `file://<state dir>/reports` | where the daily and month-end reports are written (`daily/YYYY-MM-DD.csv`/`.html`, `monthly/YYYY-MM.csv`/`.html`): a `file://` URL, or any URL fsspec writes to (`s3://bucket/reports` with s3fs installed) |
 | TSHOP_ALERT_WEBHOOK | (unset) | a Slack-compatible incoming-webhook URL a failed run's alert is POSTed to (`{"text": ...}`); unset: alerts are only recorded in `sl.alert_log`. A secret: never printed or recorded |
 
 Passwords are never defaults in the repository: the local services generate one per install on first
@@ -71,6 +72,7 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_DBT_EXECUTABLE": str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"),
     "TSHOP_COSMOS_EXECUTION_MODE": "watcher",
     "TSHOP_COSMOS_TEST_BEHAVIOR": "after_each",
+    # TSHOP_REPORTS_URL: its default follows TSHOP_STATE_DIR (Settings.reports_url)
     # TSHOP_ALERT_WEBHOOK: no default (unset: no webhook)
 }
 
@@ -280,6 +282,18 @@ class Settings:
                 "watcher mode runs the tests in its one `dbt build` and reports them with `after_each`"
             )
         return behavior
+
+    # -- reports ---------------------------------------------------------------------------------
+    @property
+    def reports_url(self) -> str:
+        """The URL of the reports' folder: TSHOP_REPORTS_URL, else `file://<state dir>/reports`."""
+        url = self.env.get("TSHOP_REPORTS_URL") or (self.state_dir / "reports").as_uri()
+        if "://" not in url:
+            raise ConfigError(
+                f"TSHOP_REPORTS_URL={url!r} is not a URL: give a folder as file:///path/to/reports "
+                "(or an object store's URL, such as s3://bucket/reports)"
+            )
+        return url
 
     # -- alerts ----------------------------------------------------------------------------------
     @property

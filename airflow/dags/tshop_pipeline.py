@@ -8,8 +8,10 @@ A run at 02:00 on day D (its logical date) processes business day D-1, which has
 3. materialises the mart in ClickHouse with the dbt-clickhouse project,
 4. checks that ClickHouse's current rows reconcile with PostgreSQL's,
 5. checks that no sale line has waited in cdm.sales_rejected for more than a day,
-6. checks that every RAW table got rows within 3 days (dbt source freshness; a day only warns),
-7. fails the run when any task failed (`fail_if_a_task_failed`; skipped otherwise).
+6. writes the sales reports under TSHOP_REPORTS_URL: the day's, any earlier day's still missing, and a month's
+   once it has ended (tshop.reports),
+7. checks that every RAW table got rows within 3 days (dbt source freshness; a day only warns),
+8. fails the run when any task failed (`fail_if_a_task_failed`; skipped otherwise).
 A failed run records an alert in sl.alert_log and posts it to TSHOP_ALERT_WEBHOOK when set (tshop.alerts).
 
 Every dbt node is its own Airflow task, rendered by astronomer-cosmos from the manifests `make` compiles
@@ -212,6 +214,18 @@ def tshop():
 
         check_waiting_sales(settings())
 
+    @task
+    def write_reports() -> None:
+        """Write the daily report of the business day this run built, of every earlier day with sales that
+        has none yet (a run that caught up), and of every finished month that has none yet (the month of the
+        day, when the day ends it): CSV and HTML under TSHOP_REPORTS_URL, from PostgreSQL's mart."""
+        from tshop.orchestration.runs import business_day_of
+        from tshop.reports import write_reports_of_run
+
+        day = business_day_of(get_current_context()["logical_date"].isoformat())
+        for url in write_reports_of_run(settings(), day):
+            print(f"wrote {url}", flush=True)
+
     # a finding, not a hiccup: retrying cannot make RAW fresher. Runs last, whatever became of the build
     # (a stale source matters most when the build failed), and never alongside a dbt build (dbt's project
     # hooks, which this dbt command runs too, would race on the sl tables).
@@ -237,11 +251,24 @@ def tshop():
     generated = simulate_day()
     reconciled = reconcile_clickhouse()
     waiting = check_waiting_sales()
+    reports = write_reports()
     fresh = check_raw_freshness()
-    generated >> warehouse >> clickhouse_mart >> reconciled >> waiting >> fresh
-    [generated, reconciled, waiting, fresh, *warehouse.iter_tasks(), *clickhouse_mart.iter_tasks()] >> (
-        fail_if_a_task_failed()
-    )
+    generated >> warehouse >> clickhouse_mart >> reconciled >> waiting >> reports >> fresh
+    # A report is written once and then only rewritten by a re-run of its day (or its month's last day), so
+    # it is written only from a warehouse this run found sound: after the checks (a line still waiting for
+    # its customer would be missing from it), and after the warehouse itself succeeded, which the chain alone
+    # does not ensure (the ClickHouse producer runs whatever became of the warehouse, and reconciles a
+    # half-built mart as equal). When it does not run, the next sound run writes the reports still missing.
+    warehouse >> reports
+    [
+        generated,
+        reconciled,
+        waiting,
+        reports,
+        fresh,
+        *warehouse.iter_tasks(),
+        *clickhouse_mart.iter_tasks(),
+    ] >> (fail_if_a_task_failed())
 
 
 tshop()

@@ -149,13 +149,34 @@ def test_waiting_sales_are_checked_after_the_build_and_freshness_last(dag_summar
     assert dag_summary["upstream"]["check_waiting_sales"] == ["reconcile_clickhouse"]
     assert dag_summary["trigger_rules"]["check_waiting_sales"] == "all_success"
     # whatever became of the build: a stale source matters most when the build failed
-    assert dag_summary["upstream"]["check_raw_freshness"] == ["check_waiting_sales"]
+    assert dag_summary["upstream"]["check_raw_freshness"] == ["write_reports"]
     assert dag_summary["trigger_rules"]["check_raw_freshness"] == "all_done"
     assert not any(
         "check_raw_freshness" in upstream
         for task, upstream in dag_summary["upstream"].items()
         if task != "fail_if_a_task_failed"
     )
+
+
+def test_reports_are_written_from_a_warehouse_that_built_and_passed_the_checks(dag_summary):
+    """A report once written is only rewritten by a re-run of its day: it must not come from a half-built
+    warehouse, which the ClickHouse tasks (all_done) would pass on to the checks, so it waits for the
+    warehouse's own last tasks as well as for the checks, each of them successful."""
+    upstream = set(dag_summary["upstream"]["write_reports"])
+    assert "check_waiting_sales" in upstream
+    warehouse_leaves = {
+        task
+        for task in dag_summary["tasks"]
+        if task.startswith("warehouse.")
+        and not any(
+            task in dag_summary["upstream"][other]
+            for other in dag_summary["tasks"]
+            if other.startswith("warehouse.")
+        )
+    }
+    assert warehouse_leaves and warehouse_leaves <= upstream, warehouse_leaves - upstream
+    assert dag_summary["trigger_rules"]["write_reports"] == "all_success"
+    assert dag_summary["retries"]["write_reports"] >= 1
 
 
 def test_the_generator_day_is_a_task_of_its_own(dag_summary):

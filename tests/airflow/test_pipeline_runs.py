@@ -10,7 +10,7 @@ import time
 import psycopg
 import pytest
 
-from tshop.config import Settings
+from tshop.config import Settings, settings
 from tshop.orchestration import DAG_ID, PipelineError, logical_date_for, run_pipeline
 from tshop.reader_state import reader_state
 from tshop.reconcile import differences
@@ -30,8 +30,9 @@ def state(config: Settings) -> dict[str, list[tuple]]:
     return reader_state(config)
 
 
-def test_three_consecutive_days_build_and_reconcile_after_each(new_warehouse):
-    config = new_warehouse("e2e_three_days")
+def test_three_consecutive_days_build_and_reconcile_after_each(new_warehouse, tmp_path):
+    reports = tmp_path / "reports"
+    config = settings({**new_warehouse("e2e_three_days").env, "TSHOP_REPORTS_URL": reports.as_uri()})
     for offset in range(3):
         day = FIRST_DAY + dt.timedelta(days=offset)
         run_day(config, day)
@@ -45,6 +46,12 @@ def test_three_consecutive_days_build_and_reconcile_after_each(new_warehouse):
         assert lines_that_day > 0, day
         assert differences(config) == [], day
         assert any(run_id.startswith("manual__") for (run_id,) in run_ids), run_ids  # Airflow's run id
+        # the run wrote the report of the day it built (tests/tshop/test_reports.py checks what it holds)
+        assert sorted(path.name for path in (reports / "daily").iterdir()) == [
+            f"{FIRST_DAY + dt.timedelta(days=built)}.{ext}"
+            for built in range(offset + 1)
+            for ext in ("csv", "html")
+        ]
 
 
 def stop_postgres_once_the_warehouse_runs(

@@ -48,3 +48,10 @@ def test_an_external_dsn_that_is_not_postgresql_is_refused(tmp_path):
     config = settings({"TSHOP_STATE_DIR": str(tmp_path), "TSHOP_PG_DSN": "mysql://x@y/z"})
     with pytest.raises(ConfigError, match="TSHOP_PG_DSN"):
         config.pg_dsn()
+
+
+def test_the_reports_go_to_the_state_folder_unless_a_url_is_given(tmp_path):
+    assert settings({"TSHOP_STATE_DIR": str(tmp_path)}).reports_url == (tmp_path / "reports").as_uri()
+    assert settings({"TSHOP_REPORTS_URL": "s3://bucket/reports"}).reports_url == "s3://bucket/reports"
+    with pytest.raises(ConfigError, match="TSHOP_REPORTS_URL"):
+        _ = settings({"TSHOP_REPORTS_URL": "/srv/reports"}).reports_url
