@@ -76,7 +76,8 @@ psql: $(AIRFLOW_ENV)/.synced ## open psql (the bundled PostgreSQL 18 client) on 
 # Each bench/bench_*.py measures one issue's numbers and rewrites its own section of docs/benchmarks.md.
 # in issue order: the warehouse benchmark leaves the full-scale shop that the ClickHouse mart's reads
 BENCHES ?= bench/bench_clickhouse_endpoint.py bench/bench_datagen.py bench/bench_warehouse.py \
-	bench/bench_clickhouse_mart.py bench/bench_pipeline.py bench/bench_late_data.py bench/bench_demo.py
+	bench/bench_clickhouse_mart.py bench/bench_pipeline.py bench/bench_late_data.py bench/bench_demo.py \
+	bench/bench_star_schema.py
 
 .PHONY: bench
 bench: envs ## run the benchmarks (BENCHES=bench/bench_x.py for one) and print their tables
@@ -125,11 +126,11 @@ webapps: envs services ## start the Airflow and Superset web apps in the backgro
 ##@ Dashboard
 
 .PHONY: dashboard
-dashboard: envs services ## set up Superset, import the dashboard (superset_assets/), print the login
+dashboard: envs services ## set up Superset, import both dashboards (superset_assets/), print the login
 	@$(TSHOP) dashboard import
 
 .PHONY: dashboard-export
-dashboard-export: envs services ## save the dashboard as the running Superset holds it into superset_assets/
+dashboard-export: envs services ## save the dashboards as the running Superset holds them into superset_assets/
 	@$(TSHOP) dashboard export
 
 ##@ Docker Compose (the full stack, for machines with a Docker engine)

@@ -109,7 +109,38 @@ def _logical_date(date: str | None) -> str | None:
     return date
 
 
-dashboard_app = typer.Typer(help="The Superset dashboard as code (superset_assets/).", no_args_is_help=True)
+@app.command(
+    "report",
+    epilog="Examples: tshop report --day 2024-03-05; tshop report --month 2024-02",
+)
+def report(
+    day: Annotated[
+        str | None,
+        typer.Option(help="Write the daily report of this business day (YYYY-MM-DD), once it ended."),
+    ] = None,
+    month: Annotated[
+        str | None, typer.Option(help="Write the month-end report of this month (YYYY-MM), once it ended.")
+    ] = None,
+) -> None:
+    """Write one sales report (CSV and HTML) from the PostgreSQL mart under TSHOP_REPORTS_URL, replacing the
+    one there, and print where. The pipeline writes them itself; this is for a report asked for again (after
+    a late correction, say)."""
+    from tshop.reports import ReportError, parse_day, parse_month, write_report
+
+    try:
+        if (day is None) == (month is None):
+            raise ReportError("give either --day YYYY-MM-DD or --month YYYY-MM")
+        period = parse_day(day) if day is not None else parse_month(month)
+        for url in write_report(settings(), period):
+            typer.echo(f"wrote {url}")
+    except TShopError as error:
+        _fail(error)
+
+
+dashboard_app = typer.Typer(
+    help="The Superset dashboards as code (superset_assets/): T-Shop sales, T-Shop customers.",
+    no_args_is_help=True,
+)
 app.add_typer(dashboard_app, name="dashboard")
 
 
@@ -129,7 +160,7 @@ def dashboard_import() -> None:
 
 @dashboard_app.command("export")
 def dashboard_export() -> None:
-    """Write the dashboard as the running Superset holds it (edits made in the UI) into superset_assets/."""
+    """Write the dashboards as the running Superset holds them (edits made in the UI) into superset_assets/."""
     from tshop.dashboard import export_dashboard
 
     try:

@@ -2,8 +2,8 @@
 
 Superset runs from its own environment (`.venvs/superset`) and is configured only by the environment that
 `superset_env()` builds (tshop/superset_config.py reads it). Its metadata lives in its own database on the
-warehouse's PostgreSQL server. The dashboard is `superset_assets/`, imported by `tshop.superset_cli`
-inside Superset's Python.
+warehouse's PostgreSQL server. The dashboards (T-Shop sales, T-Shop customers) are `superset_assets/`,
+imported and exported together by `tshop.superset_cli` inside Superset's Python.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from tshop.services.postgres import create_database_if_missing
 SUPERSET_BIN = REPO_ROOT / ".venvs" / "superset" / "bin"
 BUNDLE = REPO_ROOT / "superset_assets"
 SUPERSET_CONFIG = REPO_ROOT / "tshop" / "superset_config.py"
-# the bundle's dashboard, and the ClickHouse database its dataset reads
+# the bundle's dashboards (T-Shop sales, T-Shop customers), and the ClickHouse database their datasets read
 DASHBOARD_SLUG = "tshop"
+CUSTOMERS_DASHBOARD_SLUG = "tshop-customers"
 CLICKHOUSE_DATABASE = "cdm"
 
 
@@ -42,6 +43,15 @@ CHART_METRICS = {
 # the dashboard's other tiles: when the data it shows was loaded (cdm.sales_datamart_freshness)
 STATUS_CHARTS = ("Data as of",)
 DASHBOARD_CHARTS = (*CHART_METRICS, *STATUS_CHARTS)
+# the customers dashboard's charts, over cdm.customer_monthly (CONTRACT section 9)
+CUSTOMERS_DASHBOARD_CHARTS = (
+    "Customers per segment by month",
+    "New and returning customers per month",
+    "Revenue by segment",
+    "Coupons issued by segment and discount",
+)
+# {slug: the charts on it} of every dashboard the bundle holds
+DASHBOARDS = {DASHBOARD_SLUG: DASHBOARD_CHARTS, CUSTOMERS_DASHBOARD_SLUG: CUSTOMERS_DASHBOARD_CHARTS}
 
 
 class DashboardError(TShopError):
@@ -135,16 +145,17 @@ def ensure_superset(config: Settings) -> None:
 
 
 def import_dashboard(config: Settings, bundle: Path = BUNDLE) -> None:
-    """Import (overwrite) the bundle. The ClickHouse login is tried first: a wrong one changes nothing.
+    """Import (overwrite) the bundle, both dashboards. The ClickHouse login is tried first: a wrong one
+    changes nothing.
 
-    Afterwards the dashboard holds exactly the charts the bundle's position places: a chart the bundle
+    Afterwards each dashboard holds exactly the charts its file's position places: a chart the bundle
     dropped is taken off it, and deleted unless another dashboard shows it (tshop.superset_cli)."""
     ensure_superset(config)
     superset(config, "-m", "tshop.superset_cli", "import", str(bundle))
 
 
 def export_dashboard(config: Settings, bundle: Path = BUNDLE) -> list[str]:
-    """Write the dashboard as Superset now holds it (edits made in the UI) back into the bundle."""
+    """Write both dashboards as Superset now holds them (edits made in the UI) back into the bundle."""
     output = superset(config, "-m", "tshop.superset_cli", "export", str(bundle))
     return [line.removeprefix("exported ") for line in output.splitlines() if line.startswith("exported ")]
 

@@ -24,7 +24,14 @@ import psycopg
 from rich.console import Console
 
 from tshop.config import REPO_ROOT, Settings
-from tshop.dashboard import BUNDLE, DASHBOARD_SLUG, import_dashboard, start_web_app, web_app
+from tshop.dashboard import (
+    BUNDLE,
+    CUSTOMERS_DASHBOARD_SLUG,
+    DASHBOARD_SLUG,
+    import_dashboard,
+    start_web_app,
+    web_app,
+)
 from tshop.dbt_docs import dbt_docs_url
 from tshop.errors import TShopError
 from tshop.orchestration.airflow_cli import DAG_ID, unpause_dag
@@ -158,8 +165,11 @@ def addresses(config: Settings) -> str:
         f"login {config.airflow_user} / {config.airflow_password}\n"
         f"  Superset   http://127.0.0.1:{config.superset_port}/superset/dashboard/{DASHBOARD_SLUG}/   "
         f"login {config.superset_user} / {config.superset_password}\n"
+        f"             http://127.0.0.1:{config.superset_port}/superset/dashboard/{CUSTOMERS_DASHBOARD_SLUG}/ "
+        "(customers)\n"
         f"  dbt docs   {dbt_docs_url(config)} and {dbt_docs_url(config, 'clickhouse_mart')}\n"
         f'  Warehouse  `make psql`, or eval "$(make env)" then psql "$TSHOP_PG_DSN"\n'
+        f"  Reports    {config.reports_url}/daily/ and /monthly/ (CSV and HTML, one per day and month)\n"
         f"  Logs       {Path(config.state_dir) / 'logs'} and {config.airflow_home / 'logs'} (task runs)\n"
         "  Next runs  daily at 02:00 UTC while the scheduler runs; `make pipeline` runs one now\n"
         "  Stop everything with `make stop`."

@@ -14,17 +14,20 @@ The files never hold either: the database file keeps the compose address with Su
 and the import swaps in the real ones. The import tries them on ClickHouse first, so a wrong password stops
 it before anything changes and the dashboard already imported keeps working.
 
-The import makes the dashboard exactly the bundle's: charts that were on it and that the bundle's position
-no longer names are unlinked, and deleted when no other dashboard shows them (Superset up to 6.0 merges an
+The bundle holds two dashboards, `T-Shop sales` and `T-Shop customers` (DASHBOARD_UUIDS), sharing the
+database; an import and an export always take both.
+
+The import makes each dashboard exactly the bundle's: charts that were on it and that its file's position no
+longer names are unlinked, and deleted when no other dashboard shows them (Superset up to 6.0 merges an
 overwriting import's charts with the ones already there, apache/superset#22127; 6.1 replaces the links but
 keeps the dropped charts). Re-importing the same bundle changes nothing.
 
 The export writes the files in a form that diffs well: one file per object named after the object (not
 after database ids), keys in Superset's own order, no timestamp, the masked compose address in the database
 file, and the same ids on every install: the database ids the files mention (a chart's dataset, the
-dashboard's charts) are replaced by those a fresh install gives, charts and datasets numbered from 1 in the
-order of their files, the order the import creates them in. The import maps them back to this install's ids.
-Export, import, export gives the same files.
+dashboard's charts) are replaced by those a fresh install gives, charts, datasets and dashboards numbered
+from 1 in the order of their files, the order the import creates them in. The import maps them back to this
+install's ids. Export, import, export gives the same files.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from pathlib import Path
 
 import yaml
 
-DASHBOARD_UUID = "1b05681b-a290-5f9b-a7b8-b48d2e8f1fa5"
+# the bundle's dashboards: T-Shop sales, T-Shop customers (uuid5 of the URL namespace and
+# `tshop/superset_assets/<kind>/<name>` for the customers dashboard's objects)
+DASHBOARD_UUIDS = ("1b05681b-a290-5f9b-a7b8-b48d2e8f1fa5", "cad985b7-c748-5487-9117-286710967004")
 # what the database file says: the compose service, the password masked as Superset masks it
 PASSWORD_MASK = "XXXXXXXXXX"
 BUNDLE_CLICKHOUSE_URI = f"clickhousedb://default:{PASSWORD_MASK}@clickhouse:8123/cdm"
@@ -312,6 +317,16 @@ class BundleIds:
         self.charts, self.install_charts = numbered("charts", Slice)
         self.datasets, _ = numbered("datasets", SqlaTable)
         self.dashboards, _ = numbered("dashboards", Dashboard)
+        # {chart uuid: fresh-install id of the first dashboard (by file) whose position places it}
+        self.chart_dashboards: dict[str, int] = {}
+        for name, text in exported.items():
+            if name.startswith("dashboards/"):
+                config = yaml.safe_load(text)
+                for chart_uuid in _position_charts(config).values():
+                    number = self.dashboards[config["uuid"]]
+                    self.chart_dashboards[chart_uuid] = min(
+                        number, self.chart_dashboards.get(chart_uuid, number)
+                    )
 
     def canonical(self, kind: str, config: dict) -> dict:
         """The chart or dashboard file with fresh-install ids instead of this install's."""
@@ -330,8 +345,9 @@ class BundleIds:
                 for key, value in (("slice_id", chart), ("chart_id", chart), ("datasource", dataset)):
                     if key in form_data:
                         form_data[key] = value
-                if "dashboardId" in form_data and len(self.dashboards) == 1:
-                    form_data["dashboardId"] = 1
+                # the dashboard the chart was last saved from: the one the bundle places it on
+                if "dashboardId" in form_data and config["uuid"] in self.chart_dashboards:
+                    form_data["dashboardId"] = self.chart_dashboards[config["uuid"]]
                 config["query_context"] = json.dumps(context)
             return config
         for item in config.get("position", {}).values():
@@ -371,12 +387,18 @@ def export_bundle(bundle: Path) -> list[str]:
         from superset.models.dashboard import Dashboard
 
         _as_admin()
-        dashboard = db.session.query(Dashboard).filter_by(uuid=UUID(DASHBOARD_UUID)).one_or_none()
-        if dashboard is None:
-            raise BundleError(f"Superset has no dashboard {DASHBOARD_UUID}; import the bundle first")
+        found = {
+            str(dashboard.uuid): dashboard.id
+            for dashboard in db.session.query(Dashboard).filter(
+                Dashboard.uuid.in_([UUID(uuid) for uuid in DASHBOARD_UUIDS])
+            )
+        }
+        missing = [uuid for uuid in DASHBOARD_UUIDS if uuid not in found]
+        if missing:
+            raise BundleError(f"Superset has no dashboard {', '.join(missing)}; import the bundle first")
         exported = {
             name: content()
-            for name, content in ExportDashboardsCommand([dashboard.id]).run()
+            for name, content in ExportDashboardsCommand([found[uuid] for uuid in DASHBOARD_UUIDS]).run()
             if name == "metadata.yaml" or name.split("/", 1)[0] in KINDS
         }
         ids = BundleIds(exported)

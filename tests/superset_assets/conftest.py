@@ -1,4 +1,5 @@
-"""A generated shop built through both dbt projects, and a Superset with the bundle imported, serving it."""
+"""A generated shop built through both dbt projects, and a Superset with the bundle (both dashboards) imported,
+serving it. A test module may override `shop` with a shop of its own (test_customers_dashboard.py does)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from tshop import clients, dashboard
-from tshop.config import Settings
+from tshop.config import REPO_ROOT, Settings
 from tshop.services._process import free_port
 
 WAREHOUSE = "wh_dashboard"
@@ -45,9 +46,9 @@ class SupersetApi:
         assert answer.status_code == 200, (path, answer.status_code, answer.text[:1000])
         return answer.json()
 
-    def charts(self) -> dict[str, int]:
-        """{chart name: id} of the charts on the bundle's dashboard."""
-        charts = self.get(f"/api/v1/dashboard/{dashboard.DASHBOARD_SLUG}/charts")["result"]
+    def charts(self, slug: str = dashboard.DASHBOARD_SLUG) -> dict[str, int]:
+        """{chart name: id} of the charts on one of the bundle's dashboards (T-Shop sales unless named)."""
+        charts = self.get(f"/api/v1/dashboard/{slug}/charts")["result"]
         return {chart["slice_name"]: chart["id"] for chart in charts}
 
     def chart_data(self, chart_id: int) -> list[dict]:
@@ -80,3 +81,90 @@ def superset_api(superset: Settings) -> Iterator[SupersetApi]:
         assert login.status_code == 200, login.text
         http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
         yield SupersetApi(base_url, http)
+
+
+ARTIFACTS = REPO_ROOT / ".state" / "test" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+# Debian's Chromium in a container: no sandbox, no GPU, nothing fetched from the internet
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@dataclass
+class RenderedDashboard:
+    """What a browser showed of a dashboard once every chart had drawn."""
+
+    names: list[str]  # the charts' names, sorted
+    texts: dict[str, str]  # {chart name: the text it shows}
+    at_row_limit: list[str]  # charts whose header warns that the query hit its row limit
+    filter_bar: str
+    heights: dict[str, float]  # {chart name: height in pixels}
+    screenshot: str
+
+
+@pytest.fixture
+def browse_dashboard(superset: Settings):
+    """browse_dashboard(slug, charts, screenshot): log in to Superset in Debian's Chromium, open the dashboard,
+    wait until its `charts` charts have drawn (a canvas or svg, a number, a table cell or a template) and save a
+    full-page screenshot `screenshot` in .state/test/artifacts."""
+
+    def browse(slug: str, charts: int, screenshot: str) -> RenderedDashboard:
+        from pathlib import Path
+
+        from playwright.sync_api import sync_playwright
+
+        if not Path(CHROMIUM).exists():
+            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+        base_url = f"http://127.0.0.1:{superset.superset_port}"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page.goto(f"{base_url}/login/")
+            page.fill("#username", superset.superset_user)
+            page.fill("#password", superset.superset_password)
+            page.keyboard.press("Enter")
+            page.wait_for_url("**/superset/welcome/**")
+
+            page.goto(f"{base_url}/superset/dashboard/{slug}/")
+            grid = page.locator("[data-test='chart-grid-component']")
+            # checked again after the drawing animation: once the filters' state reaches the URL
+            # (native_filters_key) the page may mount its grid anew (seen once: an empty grid after a full one)
+            for _ in range(2):
+                page.wait_for_function(
+                    """count => {
+                        const charts = document.querySelectorAll("[data-test='chart-grid-component']");
+                        return charts.length === count && [...charts].every(chart =>
+                            !chart.querySelector("[data-test='loading-indicator'], .loading") &&
+                            (chart.querySelector("canvas, svg, .header-line, td, [role='alert']") ||
+                             chart.innerText.includes("of items sold")));
+                    }""",
+                    arg=charts,
+                    timeout=120_000,
+                )
+                page.wait_for_timeout(2000)  # the charts' drawing animation, so the picture shows them whole
+            path = ARTIFACTS / screenshot
+            page.screenshot(path=str(path), full_page=True)
+            names = [grid.nth(i).get_attribute("data-test-chart-name") for i in range(grid.count())]
+            texts = {name: grid.nth(i).inner_text() for i, name in enumerate(names)}
+            at_row_limit = page.evaluate(
+                """() => [...document.querySelectorAll("[data-test='dashboard-component-chart-holder']")]
+                    .filter(holder => holder.querySelector("[data-test='slice-header'] [aria-label='warning']"))
+                    .map(holder => holder.querySelector("[data-test='slice-header']").innerText.split("\\n")[0])"""
+            )
+            filter_bar = page.locator("[data-test='filter-bar']").inner_text()
+            heights = page.evaluate(
+                """() => Object.fromEntries([...document.querySelectorAll("[data-test='chart-grid-component']")]
+                    .map(chart => [chart.getAttribute("data-test-chart-name"),
+                                   chart.getBoundingClientRect().height]))"""
+            )
+            browser.close()
+        return RenderedDashboard(sorted(names), texts, at_row_limit, filter_bar, heights, str(path))
+
+    return browse

@@ -1,8 +1,9 @@
-"""The dashboard as code (superset_assets/): it renders in a real browser as a manager would show it (business
-labels, money in dollars, the most popular size with its share, when the data was loaded, the last month by
-default), every chart shows what CONTRACT section 3 defines, re-importing a bundle that dropped a chart drops
-it from the dashboard, the bundle survives export and import unchanged, and a wrong ClickHouse password at
-import changes nothing."""
+"""The dashboards as code (superset_assets/): "T-Shop sales" renders in a real browser as a manager would show it
+(business labels, money in dollars, the most popular size with its share, when the data was loaded, the last
+month by default), every chart shows what CONTRACT section 3 defines, re-importing a bundle that dropped a
+chart drops it from its dashboard but never a chart the other dashboard shows, the bundle (both dashboards)
+survives export and import unchanged, and a wrong ClickHouse password at import changes nothing.
+"T-Shop customers" has its own rendering and numbers tests (test_customers_dashboard.py)."""
 
 from __future__ import annotations
 
@@ -54,19 +55,22 @@ def test_the_dashboard_renders_every_chart_in_a_real_browser(shop: Settings, sup
 
         page.goto(f"{base_url}/superset/dashboard/{dashboard.DASHBOARD_SLUG}/")
         charts = page.locator("[data-test='chart-grid-component']")
-        # rendered: a chart holds a canvas or svg (the ECharts charts), its number, table cell or template
-        page.wait_for_function(
-            """count => {
-                const charts = document.querySelectorAll("[data-test='chart-grid-component']");
-                return charts.length === count && [...charts].every(chart =>
-                    !chart.querySelector("[data-test='loading-indicator'], .loading") &&
-                    (chart.querySelector("canvas, svg, .header-line, td, [role='alert']") ||
-                     chart.innerText.includes("of items sold")));
-            }""",
-            arg=len(dashboard.DASHBOARD_CHARTS),
-            timeout=120_000,
-        )
-        page.wait_for_timeout(2000)  # the charts' drawing animation, so the picture shows the whole lines
+        # rendered: a chart holds a canvas or svg (the ECharts charts), its number, table cell or template;
+        # checked again after the drawing animation: once the filters' state reaches the URL
+        # (native_filters_key) the page may mount its grid anew (seen once: an empty grid after a full one)
+        for _ in range(2):
+            page.wait_for_function(
+                """count => {
+                    const charts = document.querySelectorAll("[data-test='chart-grid-component']");
+                    return charts.length === count && [...charts].every(chart =>
+                        !chart.querySelector("[data-test='loading-indicator'], .loading") &&
+                        (chart.querySelector("canvas, svg, .header-line, td, [role='alert']") ||
+                         chart.innerText.includes("of items sold")));
+                }""",
+                arg=len(dashboard.DASHBOARD_CHARTS),
+                timeout=120_000,
+            )
+            page.wait_for_timeout(2000)  # the charts' drawing animation, so the picture shows the whole lines
         page.screenshot(path=str(ARTIFACTS / "superset_dashboard.png"), full_page=True)
         names = sorted(charts.nth(i).get_attribute("data-test-chart-name") for i in range(charts.count()))
         texts = {
@@ -206,17 +210,9 @@ def test_reimporting_a_bundle_without_a_chart_takes_it_off_the_dashboard(
     chart_file = bundle / "charts" / "Average_age.yaml"
     dropped_uuid = yaml.safe_load(chart_file.read_text())["uuid"]
     chart_file.unlink()
-    dashboard_file = next((bundle / "dashboards").glob("*.yaml"))
+    dashboard_file = bundle / "dashboards" / "T-Shop_sales.yaml"
     config = yaml.safe_load(dashboard_file.read_text())
-    (place,) = [
-        key
-        for key, item in config["position"].items()
-        if isinstance(item, dict) and item.get("meta", {}).get("uuid") == dropped_uuid
-    ]
-    del config["position"][place]
-    for item in config["position"].values():
-        if isinstance(item, dict) and place in item.get("children", []):
-            item["children"].remove(place)
+    _unplace_chart(config, dropped_uuid)
     dashboard_file.write_text(yaml.safe_dump(config, sort_keys=False))
     assert dropped in superset_api.charts()
 
@@ -230,10 +226,98 @@ def test_reimporting_a_bundle_without_a_chart_takes_it_off_the_dashboard(
             assert sorted(superset_api.charts()) == sorted(set(dashboard.DASHBOARD_CHARTS) - {dropped})
             # no other dashboard showed it: it is gone, not left behind unlinked
             assert charts_named(dropped) == 0
+            # the other dashboard of the bundle keeps its charts
+            customers = superset_api.charts(dashboard.CUSTOMERS_DASHBOARD_SLUG)
+            assert sorted(customers) == sorted(dashboard.CUSTOMERS_DASHBOARD_CHARTS)
     finally:
         dashboard.import_dashboard(superset)
     assert sorted(superset_api.charts()) == sorted(dashboard.DASHBOARD_CHARTS)
     assert charts_named(dropped) == 1
+
+
+def _place_chart(config: dict, chart: dict) -> None:
+    """Put the chart (its file's config) on the dashboard (its file's config), in a row of its own at the end."""
+    row, place = "ROW-moved", "CHART-moved"
+    config["position"]["GRID_ID"]["children"].append(row)
+    config["position"][row] = {
+        "type": "ROW",
+        "id": row,
+        "children": [place],
+        "parents": ["ROOT_ID", "GRID_ID"],
+        "meta": {"background": "BACKGROUND_TRANSPARENT"},
+    }
+    chart_id = max(item["meta"]["chartId"] for item in config["position"].values() if _is_chart(item)) + 1
+    config["position"][place] = {
+        "type": "CHART",
+        "id": place,
+        "children": [],
+        "parents": ["ROOT_ID", "GRID_ID", row],
+        "meta": {
+            "width": 4,
+            "height": 24,
+            "chartId": chart_id,
+            "uuid": chart["uuid"],
+            "sliceName": chart["slice_name"],
+        },
+    }
+
+
+def _unplace_chart(config: dict, chart_uuid: str) -> None:
+    (place,) = [
+        key
+        for key, item in config["position"].items()
+        if _is_chart(item) and item["meta"]["uuid"] == chart_uuid
+    ]
+    del config["position"][place]
+    for item in config["position"].values():
+        if isinstance(item, dict) and place in item.get("children", []):
+            item["children"].remove(place)
+
+
+def _is_chart(item) -> bool:
+    return isinstance(item, dict) and item.get("type") == "CHART"
+
+
+def test_a_chart_one_dashboard_drops_stays_while_the_other_shows_it(
+    superset: Settings, superset_api, tmp_path: Path
+):
+    """The bundle holds two dashboards: the orphan rule deletes a chart only when no dashboard shows it. A chart
+    moved from "T-Shop sales" to "T-Shop customers" in the bundle leaves the one and stays on the other."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(dashboard.BUNDLE, bundle)
+    moved = "Average age"
+    chart = yaml.safe_load((bundle / "charts" / "Average_age.yaml").read_text())
+    sales_file, customers_file = (
+        bundle / "dashboards" / "T-Shop_sales.yaml",
+        bundle / "dashboards" / "T-Shop_customers.yaml",
+    )
+    sales, customers = yaml.safe_load(sales_file.read_text()), yaml.safe_load(customers_file.read_text())
+    _unplace_chart(sales, chart["uuid"])
+    _place_chart(customers, chart)
+    sales_file.write_text(yaml.safe_dump(sales, sort_keys=False))
+    customers_file.write_text(yaml.safe_dump(customers, sort_keys=False))
+
+    def chart_ids_named(name: str) -> list[int]:
+        query = f"(filters:!((col:slice_name,opr:eq,value:'{name}')))"
+        return [row["id"] for row in superset_api.get("/api/v1/chart/", q=query)["result"]]
+
+    (chart_id,) = chart_ids_named(moved)
+    try:
+        for _ in range(2):  # and once more: the same bundle again changes nothing
+            dashboard.import_dashboard(superset, bundle)
+            assert sorted(superset_api.charts()) == sorted(set(dashboard.DASHBOARD_CHARTS) - {moved})
+            customers_charts = superset_api.charts(dashboard.CUSTOMERS_DASHBOARD_SLUG)
+            assert sorted(customers_charts) == sorted({*dashboard.CUSTOMERS_DASHBOARD_CHARTS, moved})
+            # the same chart, not deleted and made again
+            assert chart_ids_named(moved) == [chart_id] and customers_charts[moved] == chart_id
+    finally:
+        dashboard.import_dashboard(superset)
+    # the committed bundle puts it back where it was, still the same chart
+    assert sorted(superset_api.charts()) == sorted(dashboard.DASHBOARD_CHARTS)
+    assert sorted(superset_api.charts(dashboard.CUSTOMERS_DASHBOARD_SLUG)) == sorted(
+        dashboard.CUSTOMERS_DASHBOARD_CHARTS
+    )
+    assert chart_ids_named(moved) == [chart_id]
 
 
 def test_export_import_export_gives_the_same_files(superset: Settings, tmp_path: Path):
@@ -248,6 +332,17 @@ def test_export_import_export_gives_the_same_files(superset: Settings, tmp_path:
         return sorted(path.relative_to(bundle).as_posix() for path in bundle.rglob("*.yaml"))
 
     assert files(first) == files(second) == files(dashboard.BUNDLE)
+    # both dashboards, and every chart either shows
+    dashboards = [
+        yaml.safe_load((first / name).read_text()) for name in files(first) if name.startswith("dashboards/")
+    ]
+    assert sorted(config["slug"] for config in dashboards) == sorted(dashboard.DASHBOARDS)
+    charts = [
+        yaml.safe_load((first / name).read_text())["slice_name"]
+        for name in files(first)
+        if name.startswith("charts/")
+    ]
+    assert sorted(charts) == sorted(chart for shown in dashboard.DASHBOARDS.values() for chart in shown)
     # the committed bundle is the export itself: importing it and exporting changes no file
     for name in files(first):
         assert filecmp.cmp(first / name, second / name, shallow=False), name

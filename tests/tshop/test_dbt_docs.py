@@ -179,8 +179,8 @@ def test_a_second_generate_keeps_the_sites_and_an_edit_rebuilds_its_project(
     assert generate_dbt_docs(shop) == {"warehouse": "current", "clickhouse_mart": "current"}
     assert {slug: _mtime(path) for slug, path in index.items()} == before
 
-    # an edit of a ClickHouse model (its time only; restored after) rebuilds that project's site alone,
-    # though the ClickHouse project sits inside the PostgreSQL project's folder
+    # an edit of a ClickHouse model (its time only; restored after) rebuilds that project's site alone: the
+    # projects are siblings, and only the shared package is read by both
     model = CLICKHOUSE_PROJECT / "models" / "cdm" / "sales_datamart_current.sql"
     times = model.stat()
     try:

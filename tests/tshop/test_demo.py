@@ -8,12 +8,14 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
 from tshop.config import REPO_ROOT, settings
+from tshop.dashboard import CUSTOMERS_DASHBOARD_SLUG, DASHBOARD_SLUG
 from tshop.orchestration import latest_logical_date
 from tshop.services._process import free_port
 
@@ -58,10 +60,12 @@ def test_the_demo_succeeds_within_its_line_budget_naming_every_address_and_login
     for text in (
         f"http://127.0.0.1:{config.airflow_port}",
         f"login {config.airflow_user} / {config.airflow_password}",
-        f"http://127.0.0.1:{config.superset_port}/superset/dashboard/",
+        f"http://127.0.0.1:{config.superset_port}/superset/dashboard/{DASHBOARD_SLUG}/",
+        f"http://127.0.0.1:{config.superset_port}/superset/dashboard/{CUSTOMERS_DASHBOARD_SLUG}/",
         f"login {config.superset_user} / {config.superset_password}",
         f"http://127.0.0.1:{config.airflow_port}/cosmos/warehouse/dbt_docs_index.html",
         "make psql",
+        config.reports_url,
     ):
         assert text in result.stdout, text
 
@@ -72,6 +76,16 @@ def test_the_demo_shop_ends_yesterday(demo):
     with psycopg.connect(config.pg_dsn()) as conn:
         assert conn.execute("select max(sold_at)::date from raw.sales").fetchone()[0] == yesterday
         assert conn.execute("select count(*) from raw.generated_day").fetchone()[0] == 3
+
+
+def test_the_demo_run_wrote_the_report_of_every_demo_day(demo):
+    config, _ = demo
+    today = dt.datetime.now(dt.UTC).date()
+    reports = Path(config.state_dir) / "reports" / "daily"
+    for days_ago in (3, 2, 1):
+        day = today - dt.timedelta(days=days_ago)
+        for suffix in (".csv", ".html"):
+            assert (reports / f"{day}{suffix}").stat().st_size > 0, f"{day}{suffix}"
 
 
 def test_the_dag_is_unpaused_with_a_successful_run_of_todays_logical_date(demo):
