@@ -8,7 +8,10 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends curl=7.* \
     && rm -rf /var/lib/apt/lists/* \
     && python -m venv /opt/dbt \
-    && chown -R airflow:root /opt/dbt
+    && chown -R airflow:root /opt/dbt \
+    && mkdir -p /opt/tshop/reports \
+    && chown airflow:root /opt/tshop/reports
+# (/opt/tshop/reports: the reports' volume, writable by the tasks; a new volume takes this owner)
 USER airflow
 
 RUN /opt/dbt/bin/pip install --no-cache-dir \
