@@ -18,79 +18,21 @@ import pytest
 import yaml
 
 from tshop import clients, dashboard, metrics
-from tshop.config import REPO_ROOT, Settings, settings
+from tshop.config import Settings, settings
 
 pytestmark = pytest.mark.slow
 
 # what a manager should not read on a tile: column names and SQL
 TECHNICAL = r"total_cost|sum\(|quantity|product_|customer_|order_id|sale_date"
-ARTIFACTS = REPO_ROOT / ".state" / "test" / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-# Debian's Chromium in a container: no sandbox, no GPU, nothing fetched from the internet
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
-def test_the_dashboard_renders_every_chart_in_a_real_browser(shop: Settings, superset: Settings):
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
-    base_url = f"http://127.0.0.1:{superset.superset_port}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1200})
-        page.goto(f"{base_url}/login/")
-        page.fill("#username", superset.superset_user)
-        page.fill("#password", superset.superset_password)
-        page.keyboard.press("Enter")
-        page.wait_for_url("**/superset/welcome/**")
-
-        page.goto(f"{base_url}/superset/dashboard/{dashboard.DASHBOARD_SLUG}/")
-        charts = page.locator("[data-test='chart-grid-component']")
-        # rendered: a chart holds a canvas or svg (the ECharts charts), its number, table cell or template;
-        # checked again after the drawing animation: once the filters' state reaches the URL
-        # (native_filters_key) the page may mount its grid anew (seen once: an empty grid after a full one)
-        for _ in range(2):
-            page.wait_for_function(
-                """count => {
-                    const charts = document.querySelectorAll("[data-test='chart-grid-component']");
-                    return charts.length === count && [...charts].every(chart =>
-                        !chart.querySelector("[data-test='loading-indicator'], .loading") &&
-                        (chart.querySelector("canvas, svg, .header-line, td, [role='alert']") ||
-                         chart.innerText.includes("of items sold")));
-                }""",
-                arg=len(dashboard.DASHBOARD_CHARTS),
-                timeout=120_000,
-            )
-            page.wait_for_timeout(2000)  # the charts' drawing animation, so the picture shows the whole lines
-        page.screenshot(path=str(ARTIFACTS / "superset_dashboard.png"), full_page=True)
-        names = sorted(charts.nth(i).get_attribute("data-test-chart-name") for i in range(charts.count()))
-        texts = {
-            charts.nth(i).get_attribute("data-test-chart-name"): charts.nth(i).inner_text()
-            for i in range(charts.count())
-        }
-        # Superset's warning in a chart's header: the query returned as many rows as its row limit,
-        # so the chart may show only part of its data
-        at_row_limit = page.evaluate(
-            """() => [...document.querySelectorAll("[data-test='dashboard-component-chart-holder']")]
-                .filter(holder => holder.querySelector("[data-test='slice-header'] [aria-label='warning']"))
-                .map(holder => holder.querySelector("[data-test='slice-header']").innerText.split("\\n")[0])"""
-        )
-        filter_bar = page.locator("[data-test='filter-bar']").inner_text()
-        # the tiles' heights: none much taller than what it shows
-        heights = page.evaluate(
-            """() => Object.fromEntries([...document.querySelectorAll("[data-test='chart-grid-component']")]
-                .map(chart => [chart.getAttribute("data-test-chart-name"), chart.getBoundingClientRect().height]))"""
-        )
-        browser.close()
+def test_the_dashboard_renders_every_chart_in_a_real_browser(shop: Settings, browse_dashboard):
+    shown = browse_dashboard(
+        dashboard.DASHBOARD_SLUG, len(dashboard.DASHBOARD_CHARTS), "superset_dashboard.png"
+    )
+    names, texts, at_row_limit, filter_bar, heights = (
+        shown.names, shown.texts, shown.at_row_limit, shown.filter_bar, shown.heights
+    )  # fmt: skip
 
     assert names == sorted(dashboard.DASHBOARD_CHARTS)
     for name, text in texts.items():
@@ -100,7 +42,7 @@ def test_the_dashboard_renders_every_chart_in_a_real_browser(shop: Settings, sup
         # business labels: no column or SQL names on a tile
         assert not re.search(TECHNICAL, text), (name, text)
     assert at_row_limit == [], f"charts at their row limit, maybe showing part of their data: {at_row_limit}"
-    assert (ARTIFACTS / "superset_dashboard.png").stat().st_size > 10_000
+    assert Path(shown.screenshot).stat().st_size > 10_000
 
     # the date filter opens on the last month, which holds every generated day: the tiles show all the data
     assert re.search(r"Sale date\s+Last month\s", filter_bar), filter_bar
