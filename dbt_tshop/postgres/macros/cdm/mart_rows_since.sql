@@ -1,4 +1,4 @@
-{# The flat mart's rows a model built from it (cdm.fct_sales, cdm.customer_monthly) has not read yet: those
+{# The flat mart's rows a model built from it (cdm.customer_monthly) has not read yet: those
    whose loaded_at (the start of the mart run that last wrote them) is past the model's watermark in
    sl.load_metadata, which is the greatest loaded_at it has read (see mart_reader_after_load). The mart's
    loaded_at index serves it, so a daily run reads the day's lines. A first build or --full-refresh reads all. #}
@@ -34,9 +34,9 @@
 {% endmacro %}
 
 
-{# Post-hook statement of a model built from the flat mart: deletes its rows for the `key` values (sale_id,
-   customer_id) that the mart rows read this run name but that have no current mart line any more (a line
-   whose new version waits in cdm.sales_rejected, a line moved to another customer). The model's own SQL
+{# Post-hook statement of a model built from the flat mart: deletes its rows for the `key` values (a
+   customer_id) that the mart rows read this run name but that have no current mart line any more (a customer
+   whose only line's new version waits in cdm.sales_rejected, or was moved to another customer). The model's own SQL
    only writes what exists, so without this such rows would stay. Nothing to do on a first build. #}
 {% macro mart_reader_delete_gone(key) %}
     {%- set table_name = this.schema ~ '.' ~ this.identifier -%}

@@ -2,30 +2,17 @@
 -- (date_key), to the customer and product versions valid at sold_at (customer_key, product_key) and carrying
 -- the line's measures. The point-in-time lookup is not made again here: the flat mart made it once and keeps
 -- the keys of the versions it found (sales_datamart_increment), so the star and the flat mart cannot disagree.
--- Incremental: the mart rows written since this model's previous read; a corrected line's new version
--- replaces the line (merged by sale_id).
+-- A view over the mart's current lines: every column is there already, so a copy would cost a second
+-- 22-million-row table and a merge every day for nothing (docs/benchmarks.md, issue 18), and the view follows
+-- every correction, late line and line set aside at once.
 
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='merge',
-        unique_key='sale_id',
-        on_schema_change='fail',
-        post_hook=[
-            "{{ mart_reader_delete_gone('sale_id') }}",
-            "{{ mart_reader_after_load({
-                'sale': {'columns': ['sale_id'], 'unique': true},
-                'date': {'columns': ['date_key'], 'unique': false},
-            }) }}",
-        ],
-    )
-}}
+{{ config(materialized='view') }}
 
 with
 
 sales_datamart as (
 
-    {{ mart_rows_since('cdm.fct_sales') }}
+    select * from {{ ref('sales_datamart') }}
 
 ),
 
