@@ -13,12 +13,16 @@ import pytest
 from datagen import ShopSimulation
 from tshop.config import settings
 from tshop.orchestration import latest_logical_date
+from tshop.orchestration.runs import business_day_of
 from tshop.reader_state import reader_state
 
 pytestmark = pytest.mark.slow
 
 TODAY = dt.datetime.now(dt.UTC).date()
 YESTERDAY = TODAY - dt.timedelta(days=1)
+# the business day of the run `tshop pipeline` makes without --date (the latest 02:00 UTC): yesterday, or the
+# day before between midnight and 02:00 UTC, when today's run is not due yet
+LAST_DAY = business_day_of(latest_logical_date())
 
 
 def generated_days(dsn: str) -> list[dt.date]:
@@ -35,13 +39,13 @@ def test_todays_run_simulates_the_missing_days_through_yesterday_and_its_rerun_c
     new_warehouse, pipelines
 ):
     config = new_warehouse("wh_calendar")
-    four_days_ago = TODAY - dt.timedelta(days=4)
+    four_days_ago = LAST_DAY - dt.timedelta(days=3)
     ShopSimulation(config.pg_dsn(), seed=5, initial_customers=2000).run(four_days_ago, 1)
 
     first = tshop_pipeline(pipelines, config, "--generate")
 
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    missing = [TODAY - dt.timedelta(days=offset) for offset in (3, 2, 1)]
+    missing = [LAST_DAY - dt.timedelta(days=offset) for offset in (2, 1, 0)]
     assert generated_days(config.pg_dsn()) == [four_days_ago, *missing], "no gap, no repeat"
     assert f"for {latest_logical_date()}: success" in first.stdout
     lines = first.stdout.splitlines()
