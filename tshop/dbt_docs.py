@@ -78,14 +78,15 @@ def docs_dir(config: Settings, slug: str) -> Path:
 
 def project_files(project: Path) -> list[Path]:
     """The files and folders of a dbt project (a folder's time changes when a file in it is removed or
-    renamed): not dbt's output, and not a dbt project nested in it (the ClickHouse project lives inside the
-    PostgreSQL one; dbt reads only the paths its dbt_project.yml names, so an edit there leaves the
-    PostgreSQL project's docs as they were)."""
+    renamed): not dbt's output (its folders, and package-lock.yml, which `dbt deps` rewrites), not the
+    project folder itself (dbt adds and replaces its own entries there), and not a dbt project nested in it
+    (dbt reads only the paths its dbt_project.yml names)."""
     nested = {path.parent for path in project.rglob("dbt_project.yml") if path.parent != project}
     return [
         path
-        for path in [project, *project.rglob("*")]
+        for path in project.rglob("*")
         if not DBT_OUTPUT & set(path.relative_to(project).parts)
+        and path.name != "package-lock.yml"
         and path not in nested
         and not any(folder in path.parents for folder in nested)
     ]
