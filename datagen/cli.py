@@ -1,8 +1,10 @@
-"""`tshop-datagen`: simulate business days of the shop into PostgreSQL's RAW layer."""
+"""`tshop-datagen`: simulate business days of the shop into PostgreSQL's RAW layer (`--to raw`), or as files
+into the landing zone (`--to landing`, CONTRACT.md section 7)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import time
 from typing import Annotated, NoReturn
 
@@ -12,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from datagen.errors import Refused
+from datagen.shop_writer import ShopWriter
 from datagen.simulation import (
     DEFAULT_CUSTOMERS,
     DEFAULT_SEED,
@@ -25,13 +28,19 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pret
 console = Console(stderr=True)
 
 
+class Target(enum.StrEnum):
+    raw = "raw"
+    landing = "landing"
+
+
 @app.callback()
 def main() -> None:
     """Simulate the T-Shop clothing shop into RAW."""
 
 
 @app.command(
-    epilog="Example: tshop-datagen generate --customers 5000000 --days 90 --seed 7 --start-date 2024-03-04"
+    epilog="Example: tshop-datagen generate --customers 5000000 --days 90 --seed 7 --start-date 2024-03-04 "
+    "(add --to landing for files in the landing zone)"
 )
 def generate(
     customers: Annotated[
@@ -39,8 +48,8 @@ def generate(
         typer.Option(
             min=1,
             show_default=False,
-            help=f"Customers of a new shop (default {DEFAULT_CUSTOMERS:,}). A shop RAW already holds keeps "
-            "its own: another number is refused, the same one accepted.",
+            help=f"Customers of a new shop (default {DEFAULT_CUSTOMERS:,}). A shop the target already holds "
+            "keeps its own: another number is refused, the same one accepted.",
         ),
     ] = None,
     days: Annotated[
@@ -53,7 +62,7 @@ def generate(
             max=2**63 - 1,
             show_default=False,
             help=f"Random seed of a new shop (default {DEFAULT_SEED}): the same seed and arguments give the "
-            "same rows. A shop RAW already holds keeps its own: another seed is refused.",
+            "same rows. A shop the target already holds keeps its own: another seed is refused.",
         ),
     ] = None,
     start_date: Annotated[
@@ -70,25 +79,40 @@ def generate(
         typer.Option(
             formats=["%Y-%m-%d"],
             show_default=False,
-            help="Catch up instead: simulate every business day after the last one RAW holds through this "
+            help="Catch up instead: simulate every business day after the last one the target holds through this "
             "day (YYYY-MM-DD, over in UTC), in order, each once; a new shop gets DAYS days ending it.",
         ),
     ] = None,
+    to: Annotated[
+        Target,
+        typer.Option(
+            help="raw: into PostgreSQL's RAW, one transaction per day. landing: files into the landing zone "
+            "(incoming/<table>/<day>/), for `tshop ingest`; a day's files appear whole or not at all."
+        ),
+    ] = Target.raw,
     dsn: Annotated[
-        str | None, typer.Option(help="postgresql:// URL; default: TSHOP_PG_DSN or the local server.")
+        str | None,
+        typer.Option(help="postgresql:// URL of --to raw; default: TSHOP_PG_DSN or the local server."),
+    ] = None,
+    landing_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TSHOP_LANDING_URL",
+            show_default=False,
+            help="The landing zone of --to landing (file:///... or s3://bucket/prefix); default "
+            "file://<state dir>/landing.",
+        ),
     ] = None,
     skip_loaded: Annotated[
-        bool, typer.Option(help="Leave days already in RAW as they are instead of refusing.")
+        bool, typer.Option(help="Leave days already generated as they are instead of refusing.")
     ] = False,
 ) -> None:
-    """Simulate DAYS business days from START_DATE into RAW, one transaction per day."""
-    if dsn is None:
-        from tshop.config import settings
-
-        dsn = settings().pg_dsn()
+    """Simulate DAYS business days from START_DATE into RAW (one transaction per day) or the landing zone."""
     if through is not None and start_date is not None:
         _fail("--start-date and --through exclude each other: --through continues from the last loaded day.")
-    simulation = ShopSimulation(dsn, seed=seed, initial_customers=customers)
+    if to is Target.landing and dsn is not None:
+        _fail("--dsn is the database of --to raw; --to landing writes files to --landing-url.")
+    simulation = ShopSimulation(_writer(to, dsn, landing_url), seed=seed, initial_customers=customers)
     started = time.monotonic()
     totals = {"lines": 0, "orders": 0}
     with Progress(
@@ -122,13 +146,42 @@ def generate(
         except psycopg.Error as error:
             # the day in progress rolled back as a whole; the days printed above are in RAW
             _fail(f"PostgreSQL: {str(error).strip()}")
+        except OSError as error:
+            # the day in progress is marked as being written and is generated first next time, the same
+            _fail(f"{simulation.writer.place}: {error}")
     if through is not None and not reports:
-        console.print(f"RAW holds every business day through {through.date()}: nothing to simulate")
+        place = simulation.writer.place
+        console.print(
+            f"{place[:1].upper()}{place[1:]} holds every business day through {through.date()}: "
+            "nothing to simulate"
+        )
         return
     console.print(
         f"{len(reports)} day(s): {totals['orders']:,} cheques, {totals['lines']:,} sale lines in "
         f"{time.monotonic() - started:.1f} s"
     )
+
+
+def _writer(to: Target, dsn: str | None, landing_url: str | None) -> ShopWriter | str:
+    """The DSN of --to raw, or the landing zone's writer; defaults from `tshop.config` (read lazily: only
+    when the option is not given)."""
+    if to is Target.raw:
+        if dsn is None:
+            from tshop.config import settings
+
+            dsn = settings().pg_dsn()
+        return dsn
+    from datagen.landing import LandingWriter
+
+    if landing_url is None:
+        from tshop.config import settings
+
+        landing_url = settings().landing_url
+    try:
+        return LandingWriter(landing_url)
+    except (ImportError, ValueError) as error:
+        # an unknown scheme, or one whose fsspec implementation (s3fs for s3://) is not installed
+        _fail(f"--landing-url {landing_url!r} cannot be written: {error}")
 
 
 def _fail(message: str) -> NoReturn:

@@ -23,4 +23,9 @@ class ArgumentsDiffer(Refused):
 
 class RecordUnreadable(Refused):
     """RAW holds simulated days but neither the generator's record of the shop nor a shop it could
-    derive one from."""
+    derive one from; or the landing zone's generator state cannot be read."""
+
+
+class DayInterrupted(Refused):
+    """The landing zone holds some files of a day whose run stopped while writing them: that day must be
+    generated again (the same files, byte for byte) before any other, whose ids would collide with them."""

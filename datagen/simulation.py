@@ -1,16 +1,18 @@
-"""The shop, day by day: `ShopSimulation.run(start_date, days)` simulates each business day into RAW, one
-transaction per day.
+"""The shop, day by day: `ShopSimulation.run(start_date, days)` simulates each business day into a
+`ShopWriter` (`datagen/shop_writer.py`): PostgreSQL's RAW (given a DSN), the landing zone's files, or memory;
+each day is written whole or not at all (in RAW, one transaction per day).
 
-Incremental: the shop is what the generator's own record says (`datagen/record.py`, `raw.generator_shop`:
-its seed and initial customers, its customers, catalogue and sale lines, its last ids), kept in the same
-transaction as each day, so a later run with a later start date continues the same shop, and rows that
-outside writers put in RAW neither join it nor lend it their ids. Deterministic: every day draws from its
-own random generator seeded by (seed, date), and the initial population and catalogue from (seed, 0) and
-(seed, 1), so the same seed and arguments give the same rows, however the days are split between runs.
+Incremental: the shop is what the generator's own record says (`datagen/record.py`; in RAW
+`raw.generator_shop`: its seed and initial customers, its customers, catalogue and sale lines, its last ids),
+kept with each day, so a later run with a later start date continues the same shop, and rows that outside
+writers put in RAW neither join it nor lend it their ids. Deterministic: every day draws from its own random
+generator seeded by (seed, date), and the initial population and catalogue from (seed, 0) and (seed, 1), so
+the same seed and arguments give the same rows, however the days are split between runs, and whichever
+writer they go to.
 
 Refused before anything is written (`datagen/errors.py`): a day already loaded or before the last loaded
-day, days past 9999-12-31, before EARLIEST_DAY or not over yet, and a seed or number of initial customers
-other than the shop's own (a continuing shop would ignore them).
+day, days past 9999-12-31, before EARLIEST_DAY or not over yet (by the target's clock), and a seed or number
+of initial customers other than the shop's own (a continuing shop would ignore them).
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-import psycopg
 
 from datagen import changes, customers, products, purchases
 from datagen.errors import ArgumentsDiffer, DayAlreadyLoaded, DaysOutOfRange
 from datagen.record import IdRanges, ShopRecord
+from datagen.shop_writer import DAY_COUNTS, ShopWriter
 from datagen.vocabulary import Vocabulary, vocabulary
-from datagen.writer import RawWriter, create_raw_tables
+from datagen.writer import RawWriter
 
 __all__ = ["DayAlreadyLoaded", "DayReport", "ShopSimulation"]
 
@@ -77,14 +79,18 @@ def requested_days(start_date: dt.date, days: int) -> tuple[dt.date, dt.date]:
 
 
 class ShopSimulation:
-    def __init__(self, dsn: str, seed: int | None = None, initial_customers: int | None = None):
-        """`seed` and `initial_customers` make a new shop (DEFAULT_SEED, DEFAULT_CUSTOMERS when None); a
-        shop RAW already holds keeps its own, and refuses others (None continues it whatever they were)."""
+    def __init__(
+        self, target: str | ShopWriter, seed: int | None = None, initial_customers: int | None = None
+    ):
+        """`target`: a postgresql:// DSN (RAW, by `RawWriter`), or any `ShopWriter` (`LandingWriter`,
+        `MemoryWriter`). `seed` and `initial_customers` make a new shop (DEFAULT_SEED, DEFAULT_CUSTOMERS
+        when None); a shop the target already holds keeps its own, and refuses others (None continues it
+        whatever they were)."""
         if initial_customers is not None and initial_customers < 1:
             raise ValueError(f"initial_customers must be at least 1, got {initial_customers}")
         if seed is not None and not 0 <= seed < 2**63:
             raise ValueError(f"seed must be in 0..{2**63 - 1}, got {seed}")
-        self.dsn = dsn
+        self.writer: ShopWriter = RawWriter(target) if isinstance(target, str) else target
         self.seed = seed
         self.initial_customers = initial_customers
         self._vocabularies: dict[int, Vocabulary] = {}
@@ -100,28 +106,23 @@ class ShopSimulation:
         is written (DayAlreadyLoaded), or skipped with `skip_loaded`; so are days that cannot be simulated
         (DaysOutOfRange) and arguments the shop would ignore (ArgumentsDiffer)."""
         first_day, last_day = requested_days(start_date, days)
-        # autocommit outside the explicit transactions: each `conn.transaction()` below is a real
-        # BEGIN ... COMMIT of its own, not a savepoint of an open transaction
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            # RAW refuses rows from the future by the database's clock: a day is simulated once it is over
-            today = conn.execute("select (now() at time zone 'UTC')::date").fetchone()[0]
+        with self.writer as writer:
+            today = writer.today()
             if last_day >= today:
                 raise DaysOutOfRange(
-                    f"{max(first_day, today)} is not over yet (the database's clock says {today} UTC): a "
+                    f"{max(first_day, today)} is not over yet ({writer.clock_name} says {today} UTC): a "
                     "business day is simulated after it ends, and RAW refuses rows from the future; "
                     "nothing was written."
                 )
             wanted = [first_day + dt.timedelta(days=offset) for offset in range(days)]
-            with conn.transaction():
-                create_raw_tables(conn)
-            writer = RawWriter(conn)
-            record = writer.record() or writer.derived_record()
-            self._refuse_other_arguments(record)
+            writer.prepare()
+            record = writer.shop_record()
+            self._refuse_other_arguments(record, writer.place)
             loaded = writer.loaded_days(wanted)
             last_loaded = writer.last_day()
             if loaded and not skip_loaded:
                 raise DayAlreadyLoaded(
-                    f"{', '.join(map(str, loaded))} already loaded into RAW; nothing was written. "
+                    f"{', '.join(map(str, loaded))} already loaded into {writer.place}; nothing was written. "
                     "Generate later days, or pass --skip-loaded to leave loaded days as they are."
                 )
             earlier = [day for day in wanted if day not in loaded and last_loaded and day < last_loaded]
@@ -135,10 +136,10 @@ class ShopSimulation:
                 if day in loaded:
                     report = DayReport(day, 0, 0, 0, 0, 0, 0, skipped=True)
                 else:
-                    with conn.transaction():
-                        writer.lock()
+                    with writer.day(day):
                         # a run that wrote a day meanwhile left the newer record
-                        record, report = self._simulate_day(writer, writer.record() or record, day, first_day)
+                        record = writer.shop_record() or record
+                        record, report = self._simulate_day(writer, record, day, first_day)
                 reports.append(report)
                 if on_day:
                     on_day(report)
@@ -150,21 +151,20 @@ class ShopSimulation:
         new_shop_days: int = 1,
         on_day: Callable[[DayReport], None] | None = None,
     ) -> list[DayReport]:
-        """Simulate every business day after the last one RAW holds through `through`, in order, each once
-        (CONTRACT.md section 6): a machine that was off for three nights catches up in one call, and a
-        second call simulates nothing. A new shop gets `new_shop_days` days ending `through`. A day not over
-        yet is refused (DaysOutOfRange) before anything is written."""
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            today = conn.execute("select (now() at time zone 'UTC')::date").fetchone()[0]
+        """Simulate every business day after the last one the target holds through `through`, in order,
+        each once (CONTRACT.md section 6): a machine that was off for three nights catches up in one call,
+        and a second call simulates nothing. A new shop gets `new_shop_days` days ending `through`. A day not
+        over yet is refused (DaysOutOfRange) before anything is written."""
+        with self.writer as writer:
+            today = writer.today()
             if through >= today:
                 raise DaysOutOfRange(
-                    f"{through} is not over yet (the database's clock says {today} UTC): a business day is "
+                    f"{through} is not over yet ({writer.clock_name} says {today} UTC): a business day is "
                     f"simulated after it ends, so the latest day there is to catch up to is "
                     f"{today - dt.timedelta(days=1)}; nothing was written."
                 )
-            with conn.transaction():
-                create_raw_tables(conn)
-            last_loaded = RawWriter(conn).last_day()
+            writer.prepare()
+            last_loaded = writer.last_day()
         if last_loaded is None:
             # clamped at the calendar's start: a first day before EARLIEST_DAY is refused by `run`
             first_day = dt.date.fromordinal(max(1, through.toordinal() - new_shop_days + 1))
@@ -175,7 +175,7 @@ class ShopSimulation:
         # another catch-up may write the same days meanwhile: each day is written once, the other skips it
         return self.run(first_day, (through - first_day).days + 1, skip_loaded=True, on_day=on_day)
 
-    def _refuse_other_arguments(self, record: ShopRecord | None) -> None:
+    def _refuse_other_arguments(self, record: ShopRecord | None, place: str) -> None:
         """A continuing shop keeps the seed and initial customers it was made with: asked for others, it
         would ignore them, so it refuses. The same values again are fine (the DAG passes its own each day)."""
         if record is None:
@@ -190,9 +190,9 @@ class ShopSimulation:
             differ.append(f"seed {self.seed} (--seed), but its seed is {record.seed}")
         if differ:
             raise ArgumentsDiffer(
-                f"RAW holds a shop already, and a continuing shop keeps what it was made with; asked for "
+                f"{place[0].upper()}{place[1:]} holds a shop already, and a continuing shop keeps what it was made with; asked for "
                 f"{'; and '.join(differ)}. Leave them out (or give the shop's own) to continue it, or "
-                "generate into an empty database for a new shop; nothing was written."
+                "generate elsewhere (an empty database or landing zone) for a new shop; nothing was written."
             )
 
     def _vocabulary(self, seed: int) -> Vocabulary:
@@ -201,17 +201,18 @@ class ShopSimulation:
         return self._vocabularies[seed]
 
     def _simulate_day(
-        self, writer: RawWriter, record: ShopRecord | None, day: dt.date, first_day: dt.date
+        self, writer: ShopWriter, record: ShopRecord | None, day: dt.date, first_day: dt.date
     ) -> tuple[ShopRecord, DayReport]:
-        """Write `day` into RAW and the record of the shop after it; the caller commits both together."""
+        """Write `day` and the record of the shop after it; the caller's `writer.day()` keeps both or
+        neither."""
         if record is None:
             record = ShopRecord(
                 seed=DEFAULT_SEED if self.seed is None else self.seed,
                 initial_customers=self.initial_customers or DEFAULT_CUSTOMERS,
             )
         seed, vocab = record.seed, self._vocabulary(record.seed)
-        # a new id comes after RAW's greatest too: never one an outside writer already used
-        raw = writer.raw_ids()
+        # a new id comes after the target's greatest too: never one an outside writer already used
+        raw = writer.greatest_ids()
         record = replace(
             record,
             last_customer_id=max(record.last_customer_id, raw.customer),
@@ -221,7 +222,7 @@ class ShopSimulation:
         if not record.customers:
             history_start = dt.datetime.combine(first_day, dt.time()) - dt.timedelta(days=HISTORY_DAYS)
             first_id, count = record.last_customer_id + 1, record.initial_customers
-            writer.copy(
+            writer.append(
                 "raw.customer",
                 customers.new_customers(_rng(seed, 0), vocab, first_id, count, history_start, HISTORY_DAYS),
             )
@@ -229,7 +230,7 @@ class ShopSimulation:
         if not len(record.product_ids):
             listed_at = dt.datetime.combine(first_day, dt.time()) - dt.timedelta(days=HISTORY_DAYS + 1)
             listed = products.catalogue(_rng(seed, 1), vocab, listed_at, first_id=raw.product + 1)
-            writer.copy("raw.product", listed)
+            writer.append("raw.product", listed)
             record = replace(record, product_ids=IdRanges.run(raw.product + 1, listed.height))
         rng = _rng(seed, day.toordinal())
 
@@ -251,7 +252,7 @@ class ShopSimulation:
             rng, day, record.customer_ids, catalogue["product_id"].to_numpy(), weights,
             record.last_order_id + 1, first_sale_id,
         )  # fmt: skip
-        writer.copy("raw.sales", lines)
+        writer.append("raw.sales", lines)
         if lines.height:
             record = replace(
                 record,
@@ -263,7 +264,7 @@ class ShopSimulation:
         if added:
             first_id = record.last_customer_id + 1
             day_start = dt.datetime.combine(day, dt.time())
-            writer.copy("raw.customer", customers.new_customers(rng, vocab, first_id, added, day_start, 1))
+            writer.append("raw.customer", customers.new_customers(rng, vocab, first_id, added, day_start, 1))
             record = record.with_customers(first_id, added)
         writer.save_record(record)
 
@@ -276,7 +277,5 @@ class ShopSimulation:
             price_changes=repriced.height,
             sale_corrections=corrected.height,
         )
-        counts = {name: getattr(report, name) for name in (
-            "customers_added", "orders", "sale_lines", "last_name_changes", "price_changes", "sale_corrections")}  # fmt: skip
-        writer.record_day(day, seed, counts)
+        writer.record_day(day, seed, {name: getattr(report, name) for name in DAY_COUNTS})
         return record, report

@@ -1,12 +1,15 @@
-"""RAW in PostgreSQL: the tables with the contract's constraints, and the loads (binary COPY in chunks,
-updates through a COPY into a temporary table). A day is one transaction: the caller commits it."""
+"""RAW in PostgreSQL: the tables with the contract's constraints, and `RawWriter`, the `ShopWriter`
+(`datagen/shop_writer.py`) that loads the simulated days into them (binary COPY in chunks, updates through a
+COPY into a temporary table). A day is one transaction."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 import polars as pl
 import psycopg
@@ -14,6 +17,7 @@ import psycopg
 from datagen import pgbinary
 from datagen.errors import RecordUnreadable
 from datagen.record import IdRanges, ShopRecord
+from datagen.shop_writer import GreatestIds
 
 CHUNK_ROWS = 250_000
 
@@ -45,27 +49,56 @@ def create_raw_tables(conn: psycopg.Connection) -> None:
         conn.execute("insert into raw.ddl_version (version) values (%s)", (version,))
 
 
-@dataclass(frozen=True)
-class RawIds:
-    """The greatest id of each kind in RAW, whoever wrote it (0 when there is none)."""
-
-    customer: int
-    product: int
-    order: int
-    sale: int
-
-
 class RawWriter:
-    def __init__(self, conn: psycopg.Connection):
-        self.conn = conn
+    """The shop in PostgreSQL's RAW. Given a DSN, each run (`with writer:`) opens a connection of its own;
+    given an open connection, it writes through it and the caller commits (the benchmarks' loads)."""
+
+    place = "RAW"
+    # RAW refuses rows from the future by the database's clock: a day is simulated once that says it is over
+    clock_name = "the database's clock"
+
+    def __init__(self, target: psycopg.Connection | str):
+        self.dsn = target if isinstance(target, str) else None
+        self._conn = None if isinstance(target, str) else target
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        if self._conn is None:
+            raise RuntimeError("RawWriter: open a run first (`with writer:`)")
+        return self._conn
+
+    def __enter__(self) -> Self:
+        if self.dsn is not None:
+            # autocommit outside the explicit transactions: each `conn.transaction()` of `day()` is a real
+            # BEGIN ... COMMIT of its own, not a savepoint of an open transaction
+            self._conn = psycopg.connect(self.dsn, autocommit=True)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.dsn is not None and self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def today(self) -> dt.date:
+        return self.conn.execute("select (now() at time zone 'UTC')::date").fetchone()[0]
+
+    def prepare(self) -> None:
+        with self.conn.transaction():
+            create_raw_tables(self.conn)
+
+    @contextmanager
+    def day(self, day: dt.date) -> Iterator[None]:
+        with self.conn.transaction():
+            self.lock()
+            yield
 
     def lock(self) -> None:
         """Generators writing one RAW take turns, a day at a time (a transaction-level advisory lock)."""
         self.conn.execute("select pg_advisory_xact_lock(hashtext('tshop generator'))")
 
-    def raw_ids(self) -> RawIds:
+    def greatest_ids(self) -> GreatestIds:
         # order_id has no index: a scan of raw.sales, as the generator has always done once a day
-        return RawIds(
+        return GreatestIds(
             *self.conn.execute(
                 """select (select coalesce(max(customer_id), 0) from raw.customer),
                           (select coalesce(max(product_id), 0) from raw.product),
@@ -82,6 +115,11 @@ class RawWriter:
             "select business_day from raw.generated_day where business_day = any(%s) order by 1", (days,)
         ).fetchall()
         return [row[0] for row in rows]
+
+    def shop_record(self) -> ShopRecord | None:
+        """The generator's record of the shop, or one derived from a RAW made by a generator that kept
+        none; None for a new shop."""
+        return self.record() or self.derived_record()
 
     def record(self) -> ShopRecord | None:
         """The generator's record of the shop (raw.generator_shop), None when there is none yet."""
@@ -121,7 +159,7 @@ class RawWriter:
                 "of the shop (raw.generator_shop) is missing: it cannot tell its own rows from others'. "
                 "Generate into an empty database, or restore raw.generator_shop. Nothing was written."
             )
-        raw = self.raw_ids()
+        raw = self.greatest_ids()
         return ShopRecord(
             seed=seed,
             initial_customers=customers - added,
@@ -189,7 +227,7 @@ class RawWriter:
         frame = pl.DataFrame(rows, schema={"sale_id": pl.Int64, "quantity": pl.Int32}, orient="row")
         return frame.filter(pl.Series(ids.contains(frame["sale_id"].to_numpy())))
 
-    def copy(self, table: str, frame: pl.DataFrame) -> None:
+    def append(self, table: str, frame: pl.DataFrame) -> None:
         """Append `frame` (columns in the table's order) with binary COPY, a chunk at a time: encoded whole
         by `pgbinary`, or row by row by psycopg for the types it does not encode (the small catalogue)."""
         columns = ", ".join(frame.columns)
@@ -204,6 +242,8 @@ class RawWriter:
             copy.set_types(types)
             for row in frame.iter_rows():
                 copy.write_row(row)
+
+    copy = append  # the name the benchmarks load by
 
     def overwrite(self, table: str, key: str, frame: pl.DataFrame) -> None:
         """SCD1: overwrite the columns of `frame` in the rows with its keys (COPY into a temporary table,

@@ -1,0 +1,405 @@
+"""The landing zone as a `ShopWriter` (`datagen/shop_writer.py`): `tshop-datagen generate --to landing`
+writes the simulated days as files, the way an outside shop system's daily export would arrive
+(CONTRACT.md section 7), for `tshop ingest` to merge into RAW.
+
+Layout under the landing URL (`file:///...`, or any URL fsspec opens, such as `s3://bucket/prefix` with s3fs):
+
+    incoming/customer/2024-03-05/customer-2024-03-05.csv        customers: CSV
+    incoming/product/2024-03-05/product-2024-03-05.csv          products: CSV
+    incoming/sales/2024-03-05/sales-2024-03-05.parquet          sale lines: Parquet (both reader paths run)
+    _generator/shop.json, _generator/*.parquet                  the generator's own state; ingest never reads it
+
+One file per table per day, holding the day's new rows and its SCD1 changes (full rows with their new
+`updated_at`), with every contract column of the RAW table (section 1.1); a day with no row of a table has
+no file of it. A table with more than PART_ROWS rows on a day (the initial 5,000,000 customers) is split
+into `<table>-<day>-001.csv`, `-002`, ... A key may appear more than once (a customer of the first day
+renamed that same day; a line corrected the day after its sale): per key the row with the greatest
+`updated_at` is the one RAW holds, exactly as if the same days had been generated into RAW directly. CSV:
+header row, comma, RFC 4180 quoting, timestamps `2024-03-05 10:00:00` with a fraction when there is one,
+dates `YYYY-MM-DD`. Files are byte-deterministic for a seed (and the Polars version that writes them).
+
+The state (`_generator/`): `shop.json` holds the record of the shop (`datagen/record.py`: seed, initial
+customers, own id runs, last ids), the generated days with their counts (as `raw.generated_day`), and the
+names of the Parquet files with what a full row of a change needs: `product-<day>.parquet` (the catalogue's
+current rows), `sales-<day>.parquet` (the lines sold on the last day, which the next day corrects) and
+`customer-<day>.parquet` (each day's new customers' immutable first_name and birth_date, compacted into one
+file when there are MAX_CUSTOMER_FILES).
+
+A day is all or nothing for a reader: each file is written whole under a temporary name in its folder and
+renamed into place (an object store's single PUT is already whole), and `shop.json` is written last. A run
+that stops in the middle of a day leaves some of its files; `shop.json` names that day as being written,
+and no other day is generated until it is generated again: from the same state, with the same bytes,
+over the same files. Two generators must not write one landing zone at the same time (nothing locks it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
+
+import fsspec
+import polars as pl
+
+from datagen.errors import DayInterrupted, RecordUnreadable
+from datagen.record import IdRanges, ShopRecord
+from datagen.shop_writer import COLUMNS, SCHEMAS, TABLES, GreatestIds
+
+STATE_FORMAT = 1
+# rows per file: a full-scale shop's first day is five customer files rather than one of 300 MB
+PART_ROWS = 1_000_000
+# a run reads at most this many customer files of state (each a request on an object store)
+MAX_CUSTOMER_FILES = 30
+FORMATS = {"raw.customer": "csv", "raw.product": "csv", "raw.sales": "parquet"}
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S%.f"  # %.f: a fraction only when there is one, 3, 6 or 9 digits
+RUN = re.compile(r"\[(\d+),(\d+)\)")  # one run of an id set, "[1,3014)": ids 1..3013
+PEOPLE = ["customer_id", "first_name", "birth_date"]  # what a renamed customer's full row needs besides
+
+
+@dataclass
+class _State:
+    """`shop.json`, and the frames its files hold once read (None until a change needs them)."""
+
+    record: ShopRecord | None = None
+    days: dict[str, dict[str, int]] = field(default_factory=dict)
+    writing: str | None = None  # a day whose files were being written when its run stopped
+    product_file: str | None = None
+    sales_file: str | None = None
+    sales_day: str | None = None  # the day whose lines sales_file holds
+    customer_files: list[str] = field(default_factory=list)
+    catalogue: pl.DataFrame | None = None
+    lines: pl.DataFrame | None = None
+    people: pl.DataFrame | None = None
+
+
+@dataclass
+class _Day:
+    """A day being simulated: its rows to write, and the state as it will be after it."""
+
+    day: dt.date
+    state: _State
+    rows: dict[str, list[pl.DataFrame]] = field(default_factory=lambda: {table: [] for table in TABLES})
+    new_people: list[pl.DataFrame] = field(default_factory=list)
+
+
+class LandingWriter:
+    place = "the landing zone"
+    # no database on this path: the machine's own clock (UTC) says whether a day is over
+    clock_name = "this machine's clock"
+
+    def __init__(self, url: str, clock: Callable[[], dt.datetime] | None = None):
+        """`url`: the landing zone (TSHOP_LANDING_URL). `clock`: now, time-zone aware (tests move it)."""
+        self.url = url.rstrip("/")
+        self.fs, root = fsspec.core.url_to_fs(self.url)
+        self.root = root.rstrip("/")
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._state = _State()
+        self._day: _Day | None = None
+
+    # -- a run ----------------------------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        self._state = self._read_state()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._day = None
+
+    def today(self) -> dt.date:
+        return self._clock().astimezone(dt.UTC).date()
+
+    def prepare(self) -> None:
+        pass  # folders are made as files are written
+
+    def shop_record(self) -> ShopRecord | None:
+        return self._state.record
+
+    def last_day(self) -> dt.date | None:
+        return dt.date.fromisoformat(max(self._state.days)) if self._state.days else None
+
+    def loaded_days(self, days: list[dt.date]) -> list[dt.date]:
+        return sorted(day for day in set(days) if day.isoformat() in self._state.days)
+
+    @contextmanager
+    def day(self, day: dt.date) -> Iterator[None]:
+        if self._state.writing not in (None, day.isoformat()):
+            raise DayInterrupted(
+                f"{self._state.writing} was being written into {self.url} when its run stopped, and some of "
+                "its files may have been ingested: generate it again first (tshop-datagen generate --to "
+                f"landing --start-date {self._state.writing} --days 1), which rewrites the same files; "
+                "nothing was written."
+            )
+        self._day = _Day(day, replace(self._state, days=dict(self._state.days)))
+        try:
+            yield
+            self._commit(self._day)
+        finally:
+            self._day = None
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def greatest_ids(self) -> GreatestIds:
+        # only the generator writes this state: its own last ids are the greatest (ingest's outside rows in
+        # RAW are not seen from here)
+        record = self._working.record
+        if record is None:
+            return GreatestIds(0, 0, 0, 0)
+        return GreatestIds(
+            record.last_customer_id, record.product_ids.last, record.last_order_id, record.last_sale_id
+        )
+
+    def products(self, ids: IdRanges) -> pl.DataFrame:
+        catalogue = self._catalogue(self._working)
+        return catalogue.filter(pl.Series(ids.contains(catalogue["product_id"].to_numpy()))).select(
+            "product_id", "name", "price"
+        )
+
+    def lines_sold(self, day: dt.date, ids: IdRanges) -> pl.DataFrame:
+        state = self._working
+        lines = self._lines(state) if state.sales_day == day.isoformat() else SCHEMAS["raw.sales"].to_frame()
+        lines = lines.sort("sale_id")
+        return lines.filter(pl.Series(ids.contains(lines["sale_id"].to_numpy()))).select(
+            "sale_id", "quantity"
+        )
+
+    # -- writes ---------------------------------------------------------------------------------------------
+    def append(self, table: str, frame: pl.DataFrame) -> None:
+        if frame.columns != COLUMNS[table]:
+            raise ValueError(f"{table} takes {COLUMNS[table]}, got {frame.columns}")
+        pending, frame = self._pending, _typed(table, frame)
+        pending.rows[table].append(frame)
+        state = pending.state
+        if table == "raw.customer":
+            pending.new_people.append(frame.select(PEOPLE))
+        elif table == "raw.product":
+            state.catalogue = pl.concat([self._catalogue(state), frame]).sort("product_id")
+        else:  # the day's lines: what the next day corrects
+            earlier = self._lines(state) if state.sales_day == pending.day.isoformat() else None
+            state.lines = frame if earlier is None else pl.concat([earlier, frame])
+            state.sales_day = pending.day.isoformat()
+
+    def overwrite(self, table: str, key: str, frame: pl.DataFrame) -> None:
+        """A change is written as the whole row: the columns it does not change come from the state."""
+        if frame.is_empty():
+            return
+        pending, frame = self._pending, _typed(table, frame)
+        state = pending.state
+        if table == "raw.customer":
+            people = pl.concat([self._people(state), *pending.new_people])
+            rows = _full_rows(table, key, frame, people)
+        elif table == "raw.product":
+            rows = _full_rows(table, key, frame, self._catalogue(state))
+            state.catalogue = self._catalogue(state).update(frame, on=key)
+        else:
+            lines = self._lines(state) if state.sales_day else SCHEMAS["raw.sales"].to_frame()
+            rows = _full_rows(table, key, frame, lines)
+            state.lines = lines.update(frame, on=key)
+        pending.rows[table].append(rows)
+
+    def save_record(self, record: ShopRecord) -> None:
+        self._pending.state.record = record
+
+    def record_day(self, day: dt.date, seed: int, counts: dict[str, int]) -> None:
+        self._pending.state.days[day.isoformat()] = {"seed": seed, **counts}
+
+    # -- the day's files, then the state --------------------------------------------------------------------
+    def _commit(self, pending: _Day) -> None:
+        day, state = pending.day.isoformat(), pending.state
+        if state.sales_day != day:  # a day without a line: nothing for the next day to correct
+            state.lines, state.sales_day = SCHEMAS["raw.sales"].to_frame(), day
+        # first the mark: should the run stop among the files, the next one generates this day first
+        self._write_state(replace(self._state, writing=day))
+        self._state.writing = day
+        for table, frames in pending.rows.items():
+            rows = pl.concat(frames) if frames else None
+            if rows is not None and rows.height:  # a day with no row of a table has no file of it
+                self._write_rows(table, day, rows)
+        state.product_file = self._write_parquet(f"product-{day}.parquet", self._catalogue(state))
+        state.sales_file = self._write_parquet(f"sales-{day}.parquet", self._lines(state))
+        if pending.new_people:
+            new = pl.concat(pending.new_people)
+            if len(state.customer_files) < MAX_CUSTOMER_FILES:
+                state.customer_files = [
+                    *state.customer_files,
+                    self._write_parquet(f"customer-{day}.parquet", new),
+                ]
+                if state.people is not None:  # else read from the files when a change needs it
+                    state.people = pl.concat([state.people, new])
+            else:  # compacted: everyone in one file
+                state.people = pl.concat([self._people(state), new])
+                state.customer_files = [self._write_parquet(f"customer-{day}.parquet", state.people)]
+        state.writing = None
+        self._write_state(state)
+        self._state = state
+        self._remove_unused_state_files(state)
+
+    def _write_rows(self, table: str, day: str, rows: pl.DataFrame) -> None:
+        name, extension = table.removeprefix("raw."), FORMATS[table]
+        folder = f"{self.root}/incoming/{name}/{day}"
+        count = -(-rows.height // PART_ROWS)  # parts of equal size: 1,000,123 rows are two of 500,062
+        parts = list(rows.iter_slices(-(-rows.height // count)))
+        for number, part in enumerate(parts, start=1):
+            suffix = f"-{number:03d}" if len(parts) > 1 else ""
+            self._put(f"{folder}/{name}-{day}{suffix}.{extension}", _encode(part, extension))
+
+    def _write_parquet(self, name: str, frame: pl.DataFrame) -> str:
+        self._put(f"{self.root}/_generator/{name}", _encode(frame, "parquet"))
+        return name
+
+    def _write_state(self, state: _State) -> None:
+        self._put(f"{self.root}/_generator/shop.json", _state_json(state).encode())
+
+    def _put(self, path: str, data: bytes) -> None:
+        folder, name = path.rsplit("/", 1)
+        self.fs.makedirs(folder, exist_ok=True)
+        if "file" not in self.fs.protocol:
+            # an object store's PUT replaces the object whole or not at all; a rename there would be a copy
+            self.fs.pipe_file(path, data)
+            return
+        # a reader never sees half a file: written beside it, then renamed over it (atomic on POSIX). The
+        # temporary name is the same on a re-run, so a stopped run's leftover is replaced, never left behind,
+        # and its extension is none that ingest reads
+        temporary = f"{folder}/.{name}.tmp"
+        self.fs.pipe_file(temporary, data)
+        self.fs.mv(temporary, path)
+
+    def _remove_unused_state_files(self, state: _State) -> None:
+        used = {state.product_file, state.sales_file, *state.customer_files}
+        for path in self.fs.ls(f"{self.root}/_generator", detail=False):
+            name = path.rsplit("/", 1)[-1]
+            if name.endswith(".parquet") and name not in used:
+                self.fs.rm_file(path)
+
+    # -- the state ------------------------------------------------------------------------------------------
+    @property
+    def _pending(self) -> _Day:
+        if self._day is None:
+            raise RuntimeError("LandingWriter: writes happen inside `with writer.day(day):`")
+        return self._day
+
+    @property
+    def _working(self) -> _State:
+        return self._day.state if self._day else self._state
+
+    def _read_state(self) -> _State:
+        path = f"{self.root}/_generator/shop.json"
+        if not self.fs.exists(path):
+            return _State()
+        try:
+            saved = json.loads(self.fs.cat_file(path))
+            if saved.get("format") != STATE_FORMAT:
+                raise ValueError(f"format {saved.get('format')!r}, this generator reads {STATE_FORMAT}")
+            return _State(
+                record=_record(saved["record"]) if saved["record"] else None,
+                days=saved["days"],
+                writing=saved["writing"],
+                product_file=saved["product_file"],
+                sales_file=saved["sales_file"],
+                sales_day=saved["sales_day"],
+                customer_files=saved["customer_files"],
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise RecordUnreadable(
+                f"the generator's state {self.fs.unstrip_protocol(path)} cannot be read ({error}); "
+                "restore it, or generate into an empty landing zone. Nothing was written."
+            ) from None
+
+    def _read_parquet(self, name: str | None, table: str) -> pl.DataFrame:
+        if name is None:
+            return SCHEMAS[table].to_frame()
+        with self.fs.open(f"{self.root}/_generator/{name}", "rb") as file:
+            return pl.read_parquet(file)
+
+    def _catalogue(self, state: _State) -> pl.DataFrame:
+        if state.catalogue is None:
+            state.catalogue = self._read_parquet(state.product_file, "raw.product")
+        return state.catalogue
+
+    def _lines(self, state: _State) -> pl.DataFrame:
+        if state.lines is None:
+            state.lines = self._read_parquet(state.sales_file, "raw.sales")
+        return state.lines
+
+    def _people(self, state: _State) -> pl.DataFrame:
+        if state.people is None:
+            parts = [self._read_parquet(name, "raw.customer") for name in state.customer_files]
+            state.people = pl.concat(parts) if parts else SCHEMAS["raw.customer"].to_frame().select(PEOPLE)
+        return state.people
+
+
+def _typed(table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.cast({column: SCHEMAS[table][column] for column in frame.columns})
+
+
+def _full_rows(table: str, key: str, changes: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
+    """`changes` (key, changed columns) completed with the other columns of the current rows."""
+    rows = changes.join(
+        current.drop(changes.columns[1:], strict=False), on=key, how="left", maintain_order="left"
+    )
+    if rows.null_count().sum_horizontal().item():
+        missing = rows.filter(pl.any_horizontal(pl.all().is_null()))[key].head(5).to_list()
+        raise ValueError(f"{table}: no current row to change for {key} {missing} in the generator's state")
+    return rows.select(COLUMNS[table])
+
+
+def _encode(frame: pl.DataFrame, extension: str) -> bytes:
+    if extension == "csv":
+        return frame.write_csv(datetime_format=TIMESTAMP_FORMAT, date_format="%Y-%m-%d").encode()
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    return buffer.getvalue()
+
+
+def _state_json(state: _State) -> str:
+    record = state.record
+    saved: dict[str, Any] = {
+        "format": STATE_FORMAT,
+        "record": None
+        if record is None
+        else {
+            "seed": record.seed,
+            "initial_customers": record.initial_customers,
+            "customers": record.customers,
+            # as PostgreSQL writes an int8multirange (raw.generator_shop): one short line however many runs
+            **{
+                f"{kind}_ids": "{"
+                + ",".join(f"[{lower},{upper})" for lower, upper in zip(ids.lowers, ids.uppers))
+                + "}"
+                for kind, ids in (
+                    ("customer", record.customer_ids),
+                    ("product", record.product_ids),
+                    ("sale", record.sale_ids),
+                )
+            },
+            "last_customer_id": record.last_customer_id,
+            "last_order_id": record.last_order_id,
+            "last_sale_id": record.last_sale_id,
+        },
+        "days": dict(sorted(state.days.items())),
+        "writing": state.writing,
+        "product_file": state.product_file,
+        "sales_file": state.sales_file,
+        "sales_day": state.sales_day,
+        "customer_files": state.customer_files,
+    }
+    return json.dumps(saved, indent=1) + "\n"
+
+
+def _record(saved: dict[str, Any]) -> ShopRecord:
+    def runs(kind: str) -> IdRanges:
+        pairs = [(int(lower), int(upper)) for lower, upper in RUN.findall(saved[f"{kind}_ids"])]
+        return IdRanges([lower for lower, _ in pairs], [upper for _, upper in pairs])
+
+    return ShopRecord(
+        seed=saved["seed"],
+        initial_customers=saved["initial_customers"],
+        customer_ids=runs("customer"),
+        product_ids=runs("product"),
+        sale_ids=runs("sale"),
+        last_customer_id=saved["last_customer_id"],
+        last_order_id=saved["last_order_id"],
+        last_sale_id=saved["last_sale_id"],
+    )
