@@ -141,3 +141,29 @@ create table if not exists raw.generator_shop (
     derived_from_raw boolean not null, -- derived once from a RAW made by a generator that kept no record
     updated_at timestamptz not null default clock_timestamp()
 );
+
+-- -- what the landing zone's ingest keeps (CONTRACT.md section 7) -------------------------------------------
+-- A deleted key: its row left RAW; the next DDS build closes the key's current version at deleted_at. The
+-- DDS increments find new deletions the way they find new rows, by the writing transaction (loaded_xid).
+-- table_name is the landing zone's table name: customer, product or sales.
+create table if not exists raw.deleted_key (
+    table_name text not null check (table_name in ('customer', 'product', 'sales')),
+    key_value bigint not null,
+    deleted_at timestamp not null,
+    loaded_at timestamptz not null default now(),
+    loaded_xid xid8 not null default pg_current_xact_id(),
+    primary key (table_name, key_value, deleted_at)
+);
+create index if not exists deleted_key_loaded_xid_idx on raw.deleted_key (loaded_xid);
+
+-- A row of a landed file that broke a RAW rule or could not be parsed: kept aside with why, never loaded.
+create table if not exists raw.rejected_row (
+    rejected_row_id bigint generated always as identity primary key,
+    table_name text not null,
+    file_path text not null,
+    line_number bigint not null,
+    reason text not null,
+    row_data jsonb,
+    rejected_at timestamptz not null default now()
+);
+create index if not exists rejected_row_file_path_idx on raw.rejected_row (file_path);

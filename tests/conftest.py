@@ -2,7 +2,7 @@
 
 Tests never touch the services of `make services`: they run their own in `.state/test` on their own ports,
 unless TSHOP_PG_DSN / TSHOP_CLICKHOUSE_URL point them at external servers. TSHOP_TEST_STATE_DIR,
-TSHOP_TEST_PG_PORT and TSHOP_TEST_CLICKHOUSE_PORT move them, so two test sessions can run side by side. The session stops them when it
+TSHOP_TEST_PG_PORT, TSHOP_TEST_CLICKHOUSE_PORT and TSHOP_TEST_S3_PORT move them, so two test sessions can run side by side. The session stops them when it
 ends; their data stays in `.state/test` for a look after a failure.
 """
 
@@ -25,6 +25,7 @@ TEST_ENV = {
     "TSHOP_STATE_DIR": os.environ.get("TSHOP_TEST_STATE_DIR", str(REPO_ROOT / ".state" / "test")),
     "TSHOP_PG_PORT": os.environ.get("TSHOP_TEST_PG_PORT", "25432"),
     "TSHOP_CLICKHOUSE_PORT": os.environ.get("TSHOP_TEST_CLICKHOUSE_PORT", "28123"),
+    "TSHOP_S3_PORT": os.environ.get("TSHOP_TEST_S3_PORT", "29100"),
 }
 
 
@@ -58,6 +59,18 @@ def clickhouse_url(test_settings: Settings):
     server = LocalClickHouse(test_settings)
     server.start()
     yield test_settings.clickhouse_url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_env(test_settings: Settings):
+    """The standard AWS variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION) of
+    a running local S3-compatible server (moto's, tshop/services/s3.py; TSHOP_TEST_S3_PORT moves it)."""
+    from tshop.services.s3 import LocalS3
+
+    server = LocalS3(test_settings)
+    server.start()
+    yield server.client_env()
     server.stop()
 
 

@@ -110,6 +110,30 @@ def _logical_date(date: str | None) -> str | None:
 
 
 @app.command(
+    "ingest", epilog="Example: TSHOP_LANDING_URL=s3://bucket/landing tshop ingest --run-id manual__1"
+)
+def ingest(
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            help="The run recorded in sl.landing_file (Airflow's run id); default manual__<UTC time>."
+        ),
+    ] = None,
+) -> None:
+    """Ingest every new file of the landing zone (TSHOP_LANDING_URL: incoming/customer|product|sales/) into
+    RAW, one line per file. Exit 0 when every file was processed, rejected rows and files included (they are
+    reported, in raw.rejected_row and sl.landing_file); 1 when the ingest itself failed."""
+    from tshop.ingest import ingest as ingest_landing_zone
+
+    try:
+        report = ingest_landing_zone(settings(), run_id)
+    except TShopError as error:
+        _fail(error)
+    for line in report.lines():
+        typer.echo(line)
+
+
+@app.command(
     "report",
     epilog="Examples: tshop report --day 2024-03-05; tshop report --month 2024-02",
 )

@@ -29,6 +29,9 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_COSMOS_EXECUTION_MODE | watcher | how Cosmos runs the dbt nodes: `watcher` (one `dbt build` per project, each node's task reports its result) or `local` (a dbt process per task) |
 | TSHOP_COSMOS_TEST_BEHAVIOR | after_each | `after_each` (a test task per node) or, with `local` only, `build` (a node and its tests in one task) |
 | TSHOP_REPORTS_URL | `file://<state dir>/reports` | where the daily and month-end reports are written (`daily/YYYY-MM-DD.csv`/`.html`, `monthly/YYYY-MM.csv`/`.html`): a `file://` URL, or any URL fsspec writes to (`s3://bucket/reports` with s3fs installed) |
+| TSHOP_LANDING_URL | `file://<state dir>/landing` | the landing zone outside systems drop files into (`incoming/<table>/...`, read by `tshop ingest`): a `file://` URL or `s3://bucket/prefix`; an S3 one reaches its server by the standard `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` |
+| TSHOP_S3_HOST | 127.0.0.1 | address of the local S3-compatible server (moto's; tshop/services/s3.py), for tests and local trials |
+| TSHOP_S3_PORT | 19000 | its port |
 | TSHOP_ALERT_WEBHOOK | (unset) | a Slack-compatible incoming-webhook URL a failed run's alert is POSTed to (`{"text": ...}`); unset: alerts are only recorded in `sl.alert_log`. A secret: never printed or recorded |
 
 Passwords are never defaults in the repository: the local services generate one per install on first
@@ -68,11 +71,18 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_SUPERSET_USER": "admin",
     "TSHOP_SUPERSET_DATABASE": "superset",
     "TSHOP_PIPELINE_GENERATE": "true",
+    # where the pipeline's generator writes the simulated days: `raw` (binary COPY into RAW) or `landing`
+    # (files in the landing zone, which the run's ingest then loads: the road of an outside export)
+    "TSHOP_GENERATE_TO": "raw",
     "TSHOP_RETRIES": "2",
     "TSHOP_DBT_EXECUTABLE": str(REPO_ROOT / ".venvs" / "dbt" / "bin" / "dbt"),
     "TSHOP_COSMOS_EXECUTION_MODE": "watcher",
     "TSHOP_COSMOS_TEST_BEHAVIOR": "after_each",
+    "TSHOP_S3_HOST": "127.0.0.1",
+    "TSHOP_S3_PORT": "19000",
     # TSHOP_REPORTS_URL: its default follows TSHOP_STATE_DIR (Settings.reports_url)
+    # TSHOP_LANDING_URL: its default follows TSHOP_STATE_DIR (Settings.landing_url); an s3:// one reaches its
+    # server by the standard AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION
     # TSHOP_ALERT_WEBHOOK: no default (unset: no webhook)
 }
 
@@ -257,6 +267,11 @@ class Settings:
         return self._choice("TSHOP_PIPELINE_GENERATE", ("true", "false")) == "true"
 
     @property
+    def generate_to(self) -> str:
+        """Where the generator writes simulated days: `raw` or `landing` (TSHOP_GENERATE_TO)."""
+        return self._choice("TSHOP_GENERATE_TO", ("raw", "landing"))
+
+    @property
     def retries(self) -> int:
         value = self.get("TSHOP_RETRIES")
         if not value.isdigit():
@@ -295,6 +310,50 @@ class Settings:
             )
         return url
 
+    # -- the landing zone (CONTRACT.md section 7) -------------------------------------------------
+    @property
+    def landing_url(self) -> str:
+        """The URL of the landing zone: TSHOP_LANDING_URL, else `file://<state dir>/landing`."""
+        url = (self.env.get("TSHOP_LANDING_URL") or (self.state_dir / "landing").as_uri()).rstrip("/")
+        if "://" not in url:
+            raise ConfigError(
+                f"TSHOP_LANDING_URL={url!r} is not a URL: give a folder as file:///path/to/landing "
+                "(or an S3-compatible bucket's URL, such as s3://bucket/landing)"
+            )
+        return url
+
+    def landing_storage_options(self) -> dict:
+        """fsspec's options for the landing zone's filesystem: for `s3://`, the endpoint, credentials and
+        region from the standard AWS_* variables of these settings (unset ones are left to botocore's own
+        lookup), a few quick retries, and no cached listings (every ingest must see what landed since)."""
+        if not self.landing_url.startswith(("s3://", "s3a://")):
+            return {}
+        options: dict = {
+            "skip_instance_cache": True,
+            "use_listings_cache": False,
+            "config_kwargs": {"connect_timeout": 10, "retries": {"max_attempts": 3, "mode": "standard"}},
+        }
+        for variable, option in (
+            ("AWS_ENDPOINT_URL", "endpoint_url"),
+            ("AWS_ACCESS_KEY_ID", "key"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ):
+            if self.env.get(variable):
+                options[option] = self.env[variable]
+        region = self.env.get("AWS_REGION") or self.env.get("AWS_DEFAULT_REGION")
+        if region:
+            options["client_kwargs"] = {"region_name": region}
+        return options
+
+    # -- the local S3-compatible server (tests, local trials) ------------------------------------
+    @property
+    def s3_host(self) -> str:
+        return self.get("TSHOP_S3_HOST")
+
+    @property
+    def s3_port(self) -> int:
+        return _port("TSHOP_S3_PORT", self.get("TSHOP_S3_PORT"))
+
     # -- alerts ----------------------------------------------------------------------------------
     @property
     def alert_webhook(self) -> str | None:
@@ -317,6 +376,8 @@ class Settings:
             **self.env,
             "TSHOP_PG_DSN": self.pg_dsn(),
             "TSHOP_CLICKHOUSE_URL": self.clickhouse_url,
+            # its default follows the state folder: a client with another working folder finds the same one
+            "TSHOP_LANDING_URL": self.landing_url,
         }
 
 

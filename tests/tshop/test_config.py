@@ -55,3 +55,17 @@ def test_the_reports_go_to_the_state_folder_unless_a_url_is_given(tmp_path):
     assert settings({"TSHOP_REPORTS_URL": "s3://bucket/reports"}).reports_url == "s3://bucket/reports"
     with pytest.raises(ConfigError, match="TSHOP_REPORTS_URL"):
         _ = settings({"TSHOP_REPORTS_URL": "/srv/reports"}).reports_url
+
+
+def test_the_landing_zone_is_in_the_state_folder_unless_a_url_is_given(tmp_path):
+    assert settings({"TSHOP_STATE_DIR": str(tmp_path)}).landing_url == (tmp_path / "landing").as_uri()
+    assert settings({"TSHOP_LANDING_URL": "s3://bucket/landing/"}).landing_url == "s3://bucket/landing"
+    with pytest.raises(ConfigError, match="TSHOP_LANDING_URL"):
+        _ = settings({"TSHOP_LANDING_URL": "/srv/landing"}).landing_url
+
+
+def test_the_generator_writes_into_raw_unless_told_the_landing_zone(tmp_path):
+    assert settings({"TSHOP_STATE_DIR": str(tmp_path)}).generate_to == "raw"
+    assert settings({"TSHOP_GENERATE_TO": "landing"}).generate_to == "landing"
+    with pytest.raises(ConfigError, match="TSHOP_GENERATE_TO"):
+        _ = settings({"TSHOP_GENERATE_TO": "s3"}).generate_to
