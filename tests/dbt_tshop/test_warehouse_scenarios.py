@@ -68,6 +68,7 @@ def state(warehouse) -> dict[str, list[tuple]]:
         "cdm.sales_datamart": f"select {MART_VALUES} from cdm.sales_datamart",
         "cdm.sales_rejected": "select sale_id, reason from cdm.sales_rejected",
         # the customer mart's watermark is a run time (the mart's loaded_at), not data
+        "raw.deleted_key": "select table_name, key_value, deleted_at from raw.deleted_key",
         "sl.load_metadata": (
             "select table_name, max_updated_at from sl.load_metadata where table_name <> 'cdm.customer_monthly'"
         ),
@@ -138,6 +139,72 @@ def test_a_corrected_sale_line_closes_its_previous_version(warehouse):
         ("Ann Lee", 20, 3, 60, "2024-01-03 10:00:00", None, True),
     ]
     assert watermark(warehouse, "cdm.sales_datamart")[0] == "2024-01-03 10:00:00"
+
+
+def delete_in_raw(warehouse, table: str, key: str, key_value: int, deleted_at: str) -> None:
+    """A deletion as `tshop ingest` applies one (CONTRACT.md section 7): the key leaves RAW and is kept in
+    raw.deleted_key, in one transaction."""
+    warehouse.execute(
+        f"""begin;
+            delete from raw.{table} where {key} = {key_value};
+            insert into raw.deleted_key (table_name, key_value, deleted_at) values ('{table}', {key_value}, '{deleted_at}');
+            commit;"""
+    )
+
+
+def test_a_deleted_sale_line_customer_and_product_close_their_current_versions_and_keep_their_history(
+    warehouse,
+):
+    seed_shop(warehouse)
+    warehouse.build()
+    delete_in_raw(warehouse, "sales", "sale_id", 101, "2024-01-03 08:00")
+    delete_in_raw(warehouse, "customer", "customer_id", 2, "2024-01-03 09:00")
+    delete_in_raw(warehouse, "product", "product_id", 11, "2024-01-03 10:00")
+    warehouse.build()  # every SCD2 data test runs too: a deleted key may have no current version
+
+    versions = "select {key}, valid_from::text, valid_to::text from dds.{table} where {key} = %s"
+    assert warehouse.rows(versions.format(key="sale_id", table="sales"), (101,)) == [
+        (101, "2024-01-02 12:00:00", "2024-01-03 08:00:00")
+    ]
+    assert warehouse.rows(versions.format(key="customer_id", table="customer"), (2,)) == [
+        (2, "2024-01-01 10:00:00", "2024-01-03 09:00:00")
+    ]
+    assert warehouse.rows(versions.format(key="product_id", table="product"), (11,)) == [
+        (11, "2024-01-01 09:00:00", "2024-01-03 10:00:00")
+    ]
+    # the deleted line leaves the current mart, its history stays; the other line keeps the deleted product
+    # as it was when sold
+    assert mart(warehouse, 101) == [
+        ("Ann Lee", 60, 1, 60, "2024-01-02 12:00:00", "2024-01-03 08:00:00", False)
+    ]
+    assert mart(warehouse, 100) == [("Ann Lee", 20, 2, 40, "2024-01-02 12:00:00", None, True)]
+    assert warehouse.rows("select sale_id from cdm.fct_sales order by 1") == [(100,)]
+    assert warehouse.rows("select customer_id, is_current from cdm.dim_customer order by 1") == [
+        (1, True),
+        (2, False),
+    ]
+    assert warehouse.rows("select product_id, is_current from cdm.dim_product order by 1") == [
+        (10, True),
+        (11, False),
+    ]
+
+    before = state(warehouse)
+    warehouse.build()
+    assert state(warehouse) == before, "a re-run after the deletions changes nothing"
+
+
+def test_a_key_that_comes_back_after_its_deletion_gets_a_new_current_version(warehouse):
+    seed_shop(warehouse)
+    warehouse.build()
+    delete_in_raw(warehouse, "customer", "customer_id", 2, "2024-01-03 09:00")
+    warehouse.build()
+    warehouse.execute(CUSTOMERS, (2, "Bob", "Ray-Lee", "2006-03-01", "2024-01-05 10:00"))
+    warehouse.build()
+
+    assert warehouse.rows(
+        "select last_name, valid_from::text, valid_to::text from dds.customer where customer_id = 2 "
+        "order by valid_from"
+    ) == [("Ray", "2024-01-01 10:00:00", "2024-01-03 09:00:00"), ("Ray-Lee", "2024-01-05 10:00:00", None)]
 
 
 def test_two_changes_to_one_row_between_runs_make_one_version_with_the_latest_values(warehouse):

@@ -104,3 +104,53 @@ def test_a_line_whose_customer_arrives_late_appears_after_its_retry(warehouse, c
 
     assert current_line(clickhouse_mart, 102) == [(1, "20")]
     assert differences(warehouse.config) == []
+
+
+def test_deletions_from_the_landing_zone_reach_dds_the_mart_and_clickhouse(
+    warehouse, clickhouse_mart, tmp_path
+):
+    """A deleted customer, product and sale line, exported as files with `deleted = true` (CONTRACT.md
+    section 7), ingested and built: each key leaves RAW, its DDS version closes at the deletion, the line
+    leaves the current mart in both engines, and the engines still reconcile."""
+    from tshop.config import settings
+    from tshop.ingest import ingest
+
+    seed_shop(warehouse)
+    build_both(warehouse, clickhouse_mart)
+    landing = tmp_path / "landing"
+    exports = {
+        "sales": "sale_id,order_id,sold_at,customer_id,product_id,quantity,updated_at,deleted\n"
+        "101,1000,2024-01-02 12:00:00,1,11,1,2024-01-03 08:00:00,true\n",
+        "customer": "customer_id,first_name,last_name,birth_date,updated_at,deleted\n"
+        "2,Bob,Ray,2006-03-01,2024-01-03 09:00:00,true\n",
+        "product": "product_id,name,category,size,price,updated_at,deleted\n"
+        "11,Slim jeans,Jeans,32,60.00,2024-01-03 10:00:00,true\n",
+    }
+    for table, text in exports.items():
+        (landing / "incoming" / table).mkdir(parents=True)
+        (landing / "incoming" / table / f"{table}-deletions.csv").write_text(text)
+    config = settings({**warehouse.config.env, "TSHOP_LANDING_URL": landing.as_uri()})
+    ingest(config, run_id="test_deletions")
+    assert warehouse.rows("select table_name, key_value from raw.deleted_key order by 1") == [
+        ("customer", 2),
+        ("product", 11),
+        ("sales", 101),
+    ]
+    assert warehouse.rows("select count(*) from raw.sales where sale_id = 101") == [(0,)]
+    build_both(warehouse, clickhouse_mart)
+
+    for table, key, key_value, deleted_at in (
+        ("customer", "customer_id", 2, "2024-01-03 09:00:00"),
+        ("product", "product_id", 11, "2024-01-03 10:00:00"),
+        ("sales", "sale_id", 101, "2024-01-03 08:00:00"),
+    ):
+        assert warehouse.rows(
+            f"select valid_to::text from dds.{table} where {key} = %s order by valid_from", (key_value,)
+        ) == [(deleted_at,)], table
+    assert current_line(clickhouse_mart, 101) == []
+    assert current_line(clickhouse_mart, 100) == [(2, "40")]
+    assert clickhouse_mart.rows(
+        "select is_current, toString(valid_to) from cdm.sales_datamart final where sale_id = 101"
+    ) == [(False, "2024-01-03 08:00:00.000000")]
+    assert clickhouse_mart.rows("select count() from cdm.fct_sales where sale_id = 101") == [(0,)]
+    assert differences(warehouse.config) == []

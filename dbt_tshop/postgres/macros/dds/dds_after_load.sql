@@ -1,8 +1,9 @@
 {# Post-hook of every DDS snapshot (dbt_project.yml), in the snapshot's own transaction: the `loaded_xid`
    column and the indexes, fresh planner statistics (the next run joins the day to this table; with stale
-   statistics PostgreSQL scans every current row per key), the stale changes of the read, and the SL
-   record: the watermark, the rows read and the horizon the next load reads from. The snapshot is named
-   after its RAW table (dds.customer reads raw.customer) and keyed by its `unique_key`. #}
+   statistics PostgreSQL scans every current row per key), the stale changes of the read, the SL record
+   (the watermark, the rows read and the horizon the next load reads from), and the deletions that arrived
+   from the landing zone. The snapshot is named after its RAW table (dds.customer reads raw.customer) and
+   keyed by its `unique_key`. #}
 {% macro dds_after_load() %}
     {%- set key = config.get('unique_key') -%}
     {%- set table_name = this.schema ~ '.' ~ this.identifier -%}
@@ -23,5 +24,7 @@
             "" if first_load else " where loaded_xid = pg_current_xact_id()"),
         rows_read="select count(*) from " ~ raw_table ~ " where loaded_xid >= " ~ read_from,
         read_from_xid="current_setting('tshop.read_from_xid')::bigint",
-    ) }}
+    ) }};
+    {#- last: the versions it closes are no new versions for the stale-change count and the watermark above -#}
+    {{ dds_close_deleted_versions(key, read_from) }}
 {% endmacro %}

@@ -26,8 +26,12 @@ with
 {% if is_incremental() -%}
 changed_customers as (
 
-    select distinct customer_id
+    -- read_loaded_at: a line that left the current mart (deleted, or moved to another customer) changes the
+    -- customer's figures too, and its row's loaded_at must reach theirs, or a copy reading by loaded_at
+    -- (ClickHouse's) would never see them change
+    select customer_id, max(loaded_at) as read_loaded_at
     from ({{ mart_rows_since('cdm.customer_monthly') }}) as written_since
+    group by customer_id
 
 ),
 
@@ -67,8 +71,16 @@ to_date as (
         min(first_purchase_in_month) over customer_to_date as first_purchase_date,
         sum(orders) over customer_to_date as frequency,
         sum(revenue) over customer_to_date as monetary,
-        -- every row of a customer computed again carries the newest loaded_at among its lines
+        -- every row of a customer computed again carries the newest loaded_at among its lines (and among the
+        -- mart rows read for it, current or not)
+        {% if is_incremental() -%}
+        greatest(
+            max(loaded_at) over (partition by customer_id),
+            (select read_loaded_at from changed_customers where changed_customers.customer_id = months.customer_id)
+        ) as computed_from_loaded_at
+        {%- else -%}
         max(loaded_at) over (partition by customer_id) as computed_from_loaded_at
+        {%- endif %}
     from months
     window customer_to_date as (
         partition by customer_id order by month rows between unbounded preceding and current row
