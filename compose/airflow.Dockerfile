@@ -18,10 +18,13 @@ RUN /opt/dbt/bin/pip install --no-cache-dir \
         dbt-core==1.11.16 dbt-postgres==1.11.0 dbt-clickhouse==1.10.3 \
     && pip install --no-cache-dir \
         astronomer-cosmos==1.15.1 clickhouse-connect==1.12.0 "psycopg[binary]==3.3.9" \
-        matplotlib==3.11.2
+        matplotlib==3.11.2 polars==2.1.0 numpy==2.5.5 mimesis==22.2.0 s3fs==2026.9.0 fsspec==2026.9.0
+# (polars, numpy, mimesis: the ingest's readers and datagen's RAW DDL and COPY encoder, which it imports;
+# s3fs: the landing zone in MinIO)
 
 # the same layout as the repository: tshop.config finds the dbt projects beside the runtime
 COPY --chown=airflow:root tshop /opt/tshop/tshop
+COPY --chown=airflow:root datagen /opt/tshop/datagen
 COPY --chown=airflow:root airflow/dags /opt/tshop/airflow/dags
 COPY --chown=airflow:root dbt_tshop /opt/tshop/dbt_tshop
 COPY --chown=airflow:root compose/check-secrets.sh /opt/tshop/compose/check-secrets.sh

@@ -34,7 +34,7 @@ from tshop.dashboard import (
 )
 from tshop.dbt_docs import dbt_docs_url
 from tshop.errors import TShopError
-from tshop.orchestration.airflow_cli import DAG_ID, unpause_dag
+from tshop.orchestration.airflow_cli import DAG_ID, INGEST_DAG_ID, unpause_dag
 from tshop.orchestration.runs import latest_logical_date, run_scheduled
 from tshop.services import local_services
 from tshop.webapps import refresh_dbt_docs, start_airflow_apps
@@ -58,6 +58,12 @@ def stage(console: Console, name: str, timings: list[tuple[str, float]]) -> Iter
 
 
 def last_loaded_day(config: Settings) -> dt.date | None:
+    """The last business day of the shop, where the generator writes it (TSHOP_GENERATE_TO)."""
+    if config.generate_to == "landing":
+        from datagen.landing import LandingWriter
+
+        with LandingWriter(config.landing_url) as landing:
+            return landing.last_day()
     with psycopg.connect(config.pg_dsn()) as conn:
         if not conn.execute("select to_regclass('raw.generated_day') is not null").fetchone()[0]:
             return None
@@ -65,21 +71,22 @@ def last_loaded_day(config: Settings) -> dt.date | None:
 
 
 def generate_demo_shop(config: Settings, days: int, console: Console, verbose: bool) -> None:
-    """A new shop of `days` business days ending yesterday; a shop RAW holds already is left to the
-    scheduled run, which catches it up through yesterday."""
+    """A new shop of `days` business days ending yesterday, into RAW or the landing zone (TSHOP_GENERATE_TO);
+    a shop there already is left to the scheduled run, which catches it up through yesterday."""
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     last = last_loaded_day(config)
     if last is not None:
         catch_up = (
             "up to date" if last >= yesterday else f"the scheduled run catches it up through {yesterday}"
         )
-        console.print(f"    RAW holds the shop through {last}: {catch_up}", markup=False)
+        place = "RAW" if config.generate_to == "raw" else "The landing zone"
+        console.print(f"    {place} holds the shop through {last}: {catch_up}", markup=False)
         return
     log_file = config.state_dir / "logs" / "demo-generate.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     command = [
         str(DATAGEN), "generate", "--through", yesterday.isoformat(), "--days", str(days),
-        "--customers", str(DEMO_SHOP["customers"]), "--seed", str(DEMO_SHOP["seed"]),
+        "--customers", str(DEMO_SHOP["customers"]), "--seed", str(DEMO_SHOP["seed"]), "--to", config.generate_to,
     ]  # fmt: skip
     with open(log_file, "w") as log:
         result = subprocess.run(
@@ -123,13 +130,17 @@ def run_demo(config: Settings, days: int = DEMO_DAYS, verbose: bool = False) -> 
     with stage(console, "local services", timings):
         for service in local_services(config):
             console.print(f"    {service.start()}", markup=False)
-    with stage(console, "demo shop (generator into RAW)", timings):
+    target = "RAW" if config.generate_to == "raw" else "the landing zone, for the run's ingest"
+    with stage(console, f"demo shop (generator into {target})", timings):
         generate_demo_shop(config, days, console, verbose)
     with stage(console, "Airflow (web app, scheduler, DAG processor)", timings):
         _print_statuses(console, start_airflow_apps(config, refresh_docs=False))
         unpause_dag(config)
+        unpause_dag(config, INGEST_DAG_ID)
         console.print(
-            f"    DAG `{DAG_ID}` unpaused: it runs daily at 02:00 UTC for the day before", markup=False
+            f"    DAG `{DAG_ID}` unpaused: it runs daily at 02:00 UTC for the day before; "
+            f"`{INGEST_DAG_ID}` ingests the landing zone hourly",
+            markup=False,
         )
     logical_date = latest_logical_date()
     # Superset's set-up and import are its own processes, mostly waiting: they go alongside the run
@@ -170,6 +181,8 @@ def addresses(config: Settings) -> str:
         f"  dbt docs   {dbt_docs_url(config)} and {dbt_docs_url(config, 'clickhouse_mart')}\n"
         f'  Warehouse  `make psql`, or eval "$(make env)" then psql "$TSHOP_PG_DSN"\n'
         f"  Reports    {config.reports_url}/daily/ and /monthly/ (CSV and HTML, one per day and month)\n"
+        f"  Landing    {config.landing_url}/incoming/<table>/ (files an outside system drops; `tshop ingest` "
+        "loads them now, the DAGs hourly and before each build)\n"
         f"  Logs       {Path(config.state_dir) / 'logs'} and {config.airflow_home / 'logs'} (task runs)\n"
         "  Next runs  daily at 02:00 UTC while the scheduler runs; `make pipeline` runs one now\n"
         "  Stop everything with `make stop`."

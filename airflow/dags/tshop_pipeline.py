@@ -4,14 +4,15 @@ A run at 02:00 on day D (its logical date) processes business day D-1, which has
 1. simulates the business days after the last one RAW holds through D-1 into RAW with the generator, in
    order, each once: usually just D-1, several after nights the machine was off (skipped with
    `generate=false`),
-2. builds the PostgreSQL warehouse with dbt: the DDS snapshots, then the CDM mart, each node with its tests,
-3. materialises the mart in ClickHouse with the dbt-clickhouse project,
-4. checks that ClickHouse's current rows reconcile with PostgreSQL's,
-5. checks that no sale line has waited in cdm.sales_rejected for more than a day,
-6. writes the sales reports under TSHOP_REPORTS_URL: the day's, any earlier day's still missing, and a month's
+2. ingests the landing zone's new files into RAW (tshop.ingest; the DAG `tshop_ingest` does it hourly too),
+3. builds the PostgreSQL warehouse with dbt: the DDS snapshots, then the CDM mart, each node with its tests,
+4. materialises the mart in ClickHouse with the dbt-clickhouse project,
+5. checks that ClickHouse's current rows reconcile with PostgreSQL's,
+6. checks that no sale line has waited in cdm.sales_rejected for more than a day,
+7. writes the sales reports under TSHOP_REPORTS_URL: the day's, any earlier day's still missing, and a month's
    once it has ended (tshop.reports),
-7. checks that every RAW table got rows within 3 days (dbt source freshness; a day only warns),
-8. fails the run when any task failed (`fail_if_a_task_failed`; skipped otherwise).
+8. checks that every RAW table got rows within 3 days (dbt source freshness; a day only warns),
+9. fails the run when any task failed (`fail_if_a_task_failed`; skipped otherwise).
 A failed run records an alert in sl.alert_log and posts it to TSHOP_ALERT_WEBHOOK when set (tshop.alerts).
 
 Every dbt node is its own Airflow task, rendered by astronomer-cosmos from the manifests `make` compiles
@@ -35,8 +36,8 @@ from cosmos.operators.watcher import (
     DbtSourceWatcherOperator,
 )
 
-from tshop.alerts import on_dag_run_failure
 from tshop.config import REPO_ROOT, settings
+from tshop.dag_defaults import dag_arguments
 from tshop.dbt import CLICKHOUSE_PROJECT, POSTGRES_PROJECT
 
 # every setting comes from tshop.config (environment variables, defaults in one place)
@@ -45,7 +46,6 @@ DBT_PROJECT = POSTGRES_PROJECT
 DBT_CLICKHOUSE_PROJECT = CLICKHOUSE_PROJECT
 DBT_EXECUTABLE = str(CONFIG.dbt_executable)
 DATAGEN = str(REPO_ROOT / ".venvs" / "airflow" / "bin" / "tshop-datagen")
-RETRIES = CONFIG.retries
 # how Cosmos runs the dbt nodes (docs/benchmarks.md has what each costs here)
 EXECUTION_MODE = ExecutionMode(CONFIG.cosmos_execution_mode)
 TEST_BEHAVIOR = TestBehavior(CONFIG.cosmos_test_behavior)
@@ -138,15 +138,8 @@ def dbt_project(path: Path, name: str) -> ProjectConfig:
         ),
         "seed": Param(None, type=["null", "integer"], description="Generator seed of a new shop."),
     },
-    default_args={
-        "retries": RETRIES,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
-    },
-    on_failure_callback=on_dag_run_failure,
-    tags=["tshop"],
     doc_md=__doc__,
+    **dag_arguments(CONFIG),
 )
 def tshop():
     @task
@@ -161,10 +154,21 @@ def tshop():
             raise AirflowSkipException("generation skipped by the `generate` parameter")
         day = (context["logical_date"] - timedelta(days=1)).strftime("%Y-%m-%d")
         subprocess.run(
-            [DATAGEN, "generate", "--through", day, "--days", "1",
+            [DATAGEN, "generate", "--through", day, "--days", "1", "--to", CONFIG.generate_to,
              *(f"--{name}={params[name]}" for name in ("customers", "seed") if params[name] is not None)],
             check=True,
         )  # fmt: skip
+
+    # runs whether or not this run generated a day; the hourly DAG `tshop_ingest` does the same between runs
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def ingest_landing_zone() -> None:
+        """Ingest every new file of the landing zone (TSHOP_LANDING_URL) into RAW before the build: rows
+        that break a RAW rule go to raw.rejected_row, unreadable files are recorded as rejected (findings,
+        not failures); the task fails only when ingest itself cannot work."""
+        from tshop.ingest import ingest
+
+        report = ingest(settings(), run_id=get_current_context()["run_id"])
+        print(report.summary(), flush=True)
 
     warehouse = DbtTaskGroup(
         group_id="warehouse",
@@ -249,11 +253,12 @@ def tshop():
         )
 
     generated = simulate_day()
+    ingested = ingest_landing_zone()
     reconciled = reconcile_clickhouse()
     waiting = check_waiting_sales()
     reports = write_reports()
     fresh = check_raw_freshness()
-    generated >> warehouse >> clickhouse_mart >> reconciled >> waiting >> reports >> fresh
+    generated >> ingested >> warehouse >> clickhouse_mart >> reconciled >> waiting >> reports >> fresh
     # A report is written once and then only rewritten by a re-run of its day (or its month's last day), so
     # it is written only from a warehouse this run found sound: after the checks (a line still waiting for
     # its customer would be missing from it), and after the warehouse itself succeeded, which the chain alone
@@ -262,6 +267,7 @@ def tshop():
     warehouse >> reports
     [
         generated,
+        ingested,
         reconciled,
         waiting,
         reports,

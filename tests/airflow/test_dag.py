@@ -11,7 +11,7 @@ import pytest
 
 from tshop.config import Settings
 from tshop.dbt import CLICKHOUSE_PROJECT, POSTGRES_PROJECT
-from tshop.orchestration import DAG_ID, DAGS_FOLDER, airflow_env, compile_manifests
+from tshop.orchestration import DAG_ID, DAGS_FOLDER, INGEST_DAG_ID, airflow_env, compile_manifests
 
 # Imports the DAG folder the way the DAG processor does, in Airflow's environment, and prints its tasks.
 DAGBAG_PROBE = """
@@ -27,6 +27,7 @@ print(json.dumps({{
     "trigger_rules": {{task.task_id: getattr(task.trigger_rule, "value", task.trigger_rule) for task in dag.tasks}} if dag else {{}},
     "upstream": {{task.task_id: sorted(task.upstream_task_ids) for task in dag.tasks}} if dag else {{}},
     "kinds": {{task.task_id: type(task).__name__ for task in dag.tasks}} if dag else {{}},
+    "schedule": str(dag.schedule) if dag else None,
 }}))
 """
 
@@ -181,6 +182,36 @@ def test_reports_are_written_from_a_warehouse_that_built_and_passed_the_checks(d
 
 def test_the_generator_day_is_a_task_of_its_own(dag_summary):
     assert "simulate_day" in dag_summary["tasks"]
+
+
+def test_the_landing_zone_is_ingested_after_the_generator_and_before_the_warehouse(dag_summary):
+    assert dag_summary["upstream"]["ingest_landing_zone"] == ["simulate_day"]
+    # a run that does not generate (generate=false skips the generator) still ingests
+    assert dag_summary["trigger_rules"]["ingest_landing_zone"] == "none_failed"
+    first_warehouse_tasks = [
+        task
+        for task, upstream in dag_summary["upstream"].items()
+        if task.startswith("warehouse.") and not any(other.startswith("warehouse.") for other in upstream)
+    ]
+    assert first_warehouse_tasks
+    for task in first_warehouse_tasks:
+        assert dag_summary["upstream"][task] == ["ingest_landing_zone"], task
+
+
+def test_the_hourly_ingest_dag_has_the_one_ingest_task(test_settings: Settings):
+    probe = subprocess.run(
+        [sys.executable, "-c", DAGBAG_PROBE.format(folder=str(DAGS_FOLDER), dag_id=INGEST_DAG_ID)],
+        env=airflow_env(test_settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    summary = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert summary["errors"] == {}
+    assert summary["tasks"] == ["ingest_landing_zone"]
+    assert summary["max_active_runs"] == 1
+    assert summary["schedule"] == "@hourly"
 
 
 def test_a_test_with_two_parents_runs_after_both(dag_summary):

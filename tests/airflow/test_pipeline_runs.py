@@ -54,6 +54,42 @@ def test_three_consecutive_days_build_and_reconcile_after_each(new_warehouse, tm
         ]
 
 
+def test_a_run_in_landing_mode_goes_from_the_exported_files_to_the_mart(new_warehouse, tmp_path):
+    """TSHOP_GENERATE_TO=landing: the run's generator writes the day as an outside export (files), its ingest
+    loads them into RAW, and the build takes them to both engines: the whole road of CONTRACT.md section 7."""
+    landing = tmp_path / "landing"
+    config = settings(
+        {
+            **new_warehouse("e2e_landing").env,
+            "TSHOP_GENERATE_TO": "landing",
+            "TSHOP_LANDING_URL": landing.as_uri(),
+            "TSHOP_REPORTS_URL": (tmp_path / "reports").as_uri(),
+        }
+    )
+    run_day(config, FIRST_DAY)
+
+    exported = sorted(path.relative_to(landing).as_posix() for path in (landing / "incoming").rglob("*.*"))
+    assert exported == [
+        f"incoming/{table}/{FIRST_DAY}/{table}-{FIRST_DAY}.{ext}"
+        for table, ext in (("customer", "csv"), ("product", "csv"), ("sales", "parquet"))
+    ]
+    with psycopg.connect(config.pg_dsn()) as conn:
+        ingested = conn.execute(
+            "select file_path, status, rows_rejected, run_id from sl.landing_file order by file_path"
+        ).fetchall()
+        assert conn.execute("select count(*) from raw.generated_day").fetchone() == (0,)  # not into RAW
+        customers = conn.execute("select count(*) from raw.customer").fetchone()[0]
+        lines = conn.execute(
+            "select count(*) from cdm.sales_datamart where sale_date = %s and is_current", (FIRST_DAY,)
+        ).fetchone()[0]
+    assert [(path, status, rejected) for path, status, rejected, _ in ingested] == [
+        (path, "loaded", 0) for path in exported
+    ]
+    assert all(run_id.startswith("manual__") for *_, run_id in ingested), ingested  # the run's own id
+    assert customers >= SHOP["customers"] and lines > 0
+    assert differences(config) == []
+
+
 def stop_postgres_once_the_warehouse_runs(
     test_settings: Settings, config: Settings, logical_date: str
 ) -> None:

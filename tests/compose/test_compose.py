@@ -73,6 +73,8 @@ def test_the_stack_has_every_service_the_platform_needs():
         "airflow-triggerer",
         "superset-init",
         "superset",
+        "minio",
+        "minio-init",
     } <= set(services())
 
 
@@ -150,6 +152,15 @@ def test_addresses_agree_with_the_services():
     database = load(next((REPO_ROOT / "superset_assets" / "databases").glob("*.yaml")))
     assert "@clickhouse:8123/cdm" in database["sqlalchemy_uri"]
     assert "8123" in " ".join(stack["clickhouse"]["ports"])
+    # the landing zone is a bucket in the stack's MinIO, which the Airflow services wait for
+    assert airflow_env["TSHOP_LANDING_URL"].startswith("s3://")
+    assert airflow_env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert "9000" in " ".join(stack["minio"]["ports"])
+    assert (
+        stack["airflow-scheduler"]["depends_on"]["minio-init"]["condition"]
+        == "service_completed_successfully"
+    )
+    assert "mc mb --ignore-existing" in " ".join(stack["minio-init"]["entrypoint"])
     # Airflow's and Superset's databases are made beside the warehouse
     created = (COMPOSE / "postgres" / "create-databases.sql").read_text()
     assert "create database airflow" in created and "create database superset" in created

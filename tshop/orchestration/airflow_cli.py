@@ -26,6 +26,8 @@ from tshop.services.postgres import create_database_if_missing
 
 DAGS_FOLDER = REPO_ROOT / "airflow" / "dags"
 DAG_ID = "tshop"
+# the hourly ingest of the landing zone (airflow/dags/tshop_ingest.py)
+INGEST_DAG_ID = "tshop_ingest"
 AIRFLOW_BIN = Path(REPO_ROOT / ".venvs" / "airflow" / "bin")
 
 
@@ -137,23 +139,23 @@ def ensure_airflow(config: Settings) -> None:
         stamp.touch()
 
 
-def unpause_dag(config: Settings, timeout: float = 180) -> bool:
-    """Unpause the DAG once the DAG processor has registered it, so the scheduler runs it on its schedule;
+def unpause_dag(config: Settings, dag_id: str = DAG_ID, timeout: float = 180) -> bool:
+    """Unpause a DAG once the DAG processor has registered it, so the scheduler runs it on its schedule;
     False when it was unpaused already."""
     deadline = time.monotonic() + timeout
     with psycopg.connect(config.pg_dsn(database=config.airflow_database), autocommit=True) as conn:
         while (
             paused := conn.execute(
-                "select is_paused from dag where dag_id = %s and not is_stale", (DAG_ID,)
+                "select is_paused from dag where dag_id = %s and not is_stale", (dag_id,)
             ).fetchone()
         ) is None:
             if time.monotonic() > deadline:
                 raise PipelineError(
-                    f"the DAG processor did not register the DAG `{DAG_ID}` within {timeout:.0f} s; see "
+                    f"the DAG processor did not register the DAG `{dag_id}` within {timeout:.0f} s; see "
                     f"{config.airflow_home / 'run'} for its log"
                 )
             time.sleep(1)
     if not paused[0]:
         return False
-    airflow(config, "dags", "unpause", DAG_ID, capture=True)
+    airflow(config, "dags", "unpause", dag_id, capture=True)
     return True
