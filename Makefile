@@ -12,6 +12,8 @@ UV := $(BOOTSTRAP_ENV)/bin/uv
 AIRFLOW_ENV := $(VENVS)/airflow
 DBT_ENV := $(VENVS)/dbt
 SUPERSET_ENV := $(VENVS)/superset
+# dlt, only for bench/bench_ingest.py's comparison of loaders (made by `make bench`, never by envs or test)
+DLT_ENV := $(VENVS)/dlt
 TSHOP := $(AIRFLOW_ENV)/bin/tshop
 # the browser of the dashboard test: Debian's (Playwright cannot download its own here)
 CHROMIUM := /usr/bin/chromium
@@ -77,10 +79,12 @@ psql: $(AIRFLOW_ENV)/.synced ## open psql (the bundled PostgreSQL 18 client) on 
 # in issue order: the warehouse benchmark leaves the full-scale shop that the ClickHouse mart's reads
 BENCHES ?= bench/bench_clickhouse_endpoint.py bench/bench_datagen.py bench/bench_warehouse.py \
 	bench/bench_clickhouse_mart.py bench/bench_pipeline.py bench/bench_late_data.py bench/bench_demo.py \
-	bench/bench_star_schema.py
+	bench/bench_star_schema.py bench/bench_ingest.py
+# the dlt environment only when bench_ingest.py is among them (BENCHES read as text, never expanded)
+BENCH_ENVS = $(if $(filter %bench_ingest.py,$(value BENCHES)),$(DLT_ENV)/.synced)
 
 .PHONY: bench
-bench: envs ## run the benchmarks (BENCHES=bench/bench_x.py for one) and print their tables
+bench: envs $(BENCH_ENVS) ## run the benchmarks (BENCHES=bench/bench_x.py for one) and print their tables
 	@benches=$(call quoted,BENCHES); set -f; for bench in $$benches; do \
 		echo "== $$bench"; $(AIRFLOW_ENV)/bin/python -m "bench.$$(basename "$$bench" .py)"; done
 
@@ -173,6 +177,11 @@ $(SUPERSET_ENV)/.synced: envs/superset/pyproject.toml envs/superset/uv.lock | $(
 	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(SUPERSET_ENV) $(UV) sync --locked --quiet --project envs/superset >&2
 	@touch $@
 
+# dlt 1.31 with its PostgreSQL destination: bench/dlt_merge.py, the loader bench/bench_ingest.py measures ours against
+$(DLT_ENV)/.synced: envs/dlt/pyproject.toml envs/dlt/uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(DLT_ENV) $(UV) sync --locked --quiet --project envs/dlt >&2
+	@touch $@
+
 # docker-compose 1.29.2, the last Python Compose, ships the compose-spec schema; only the schema is used
 $(COMPOSE_SCHEMA): | $(UV)
 	mkdir -p $(VENVS)/tools/download
@@ -188,10 +197,11 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >&2
 
 .PHONY: lock
-lock: | $(UV) ## re-resolve the three lockfiles after changing a pyproject.toml
+lock: | $(UV) ## re-resolve the four lockfiles after changing a pyproject.toml
 	$(UV) lock
 	$(UV) lock --project envs/dbt
 	$(UV) lock --project envs/superset
+	$(UV) lock --project envs/dlt
 
 .PHONY: lint
 lint: $(AIRFLOW_ENV)/.synced ## ruff lint and format check
