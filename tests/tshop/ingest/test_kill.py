@@ -100,7 +100,8 @@ def test_kill_9_mid_file_then_a_rerun_equals_a_clean_ingest(test_settings, pg_ds
                 busy = watcher.execute(
                     """select count(*) from pg_stat_activity
                        where application_name = %s and datname = 'tshop_ingest_killed' and xact_start is not null
-                         and (query ilike 'copy ingest_sales %%' or query ilike 'insert into raw.sales%%')""",
+                         and (query ilike 'copy raw.sales %%' or query ilike 'copy ingest_sales %%'
+                              or query ilike 'insert into raw.sales%%')""",
                     (APPLICATION_NAME,),
                 ).fetchone()[0]
                 if busy:
