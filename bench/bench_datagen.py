@@ -77,7 +77,7 @@ def naive_customers(conn: psycopg.Connection, count: int) -> None:
 def vectorised_customers(conn: psycopg.Connection, count: int) -> None:
     """Ours: mimesis pools sampled with numpy into a Polars frame, loaded with binary COPY."""
     frame = new_customers(np.random.default_rng(1), vocabulary(1), 1, count, REGISTERED_FROM, 365)
-    RawWriter(conn).copy("raw.customer", frame)
+    RawWriter(conn).append("raw.customer", frame)
     conn.commit()
 
 

@@ -243,8 +243,6 @@ class RawWriter:
             for row in frame.iter_rows():
                 copy.write_row(row)
 
-    copy = append  # the name the benchmarks load by
-
     def overwrite(self, table: str, key: str, frame: pl.DataFrame) -> None:
         """SCD1: overwrite the columns of `frame` in the rows with its keys (COPY into a temporary table,
         then one UPDATE)."""
