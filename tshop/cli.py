@@ -134,6 +134,32 @@ def ingest(
 
 
 @app.command(
+    "load-events",
+    epilog="Example: TSHOP_LANDING_URL=s3://bucket/landing tshop load-events --run-id manual__1",
+)
+def load_events(
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            help="The run recorded in sl.landing_file and the events tables; default manual__<UTC time>."
+        ),
+    ] = None,
+) -> None:
+    """Load the landing zone's new clickstream and review files (incoming/clickstream|reviews/, JSON lines)
+    into ClickHouse's events tables and build the marts they feed, one line per file. Exit 0 when every file
+    was processed, refused lines and files included (events.rejected_event, sl.landing_file); 1 when the load
+    itself failed (its files stay pending for the next load)."""
+    from tshop.ingest.events import load_events as load
+
+    try:
+        report = load(settings(), run_id)
+    except TShopError as error:
+        _fail(error)
+    for line in report.lines():
+        typer.echo(line)
+
+
+@app.command(
     "report",
     epilog="Examples: tshop report --day 2024-03-05; tshop report --month 2024-02",
 )

@@ -5,8 +5,11 @@ A run at 02:00 on day D (its logical date) processes business day D-1, which has
    order, each once: usually just D-1, several after nights the machine was off (skipped with
    `generate=false`),
 2. ingests the landing zone's new files into RAW (tshop.ingest; the DAG `tshop_ingest` does it hourly too),
+   and registers its new clickstream and review files for ClickHouse (tshop.ingest.events),
 3. builds the PostgreSQL warehouse with dbt: the DDS snapshots, then the CDM mart, each node with its tests,
-4. materialises the mart in ClickHouse with the dbt-clickhouse project,
+4. materialises the mart in ClickHouse with the dbt-clickhouse project, which also loads the registered event
+   files into ClickHouse's `events` tables and builds the funnel and rating marts; then records those files
+   in sl.landing_file,
 5. checks that ClickHouse's current rows reconcile with PostgreSQL's,
 6. checks that no sale line has waited in cdm.sales_rejected for more than a day,
 7. writes the sales reports under TSHOP_REPORTS_URL: the day's, any earlier day's still missing, and a month's
@@ -170,6 +173,25 @@ def tshop():
         report = ingest(settings(), run_id=get_current_context()["run_id"])
         print(report.summary(), flush=True)
 
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def register_event_files() -> None:
+        """Put the landing zone's new clickstream and review files (JSON lines) on events.pending_file for
+        the ClickHouse project's events models; a file that cannot be read is recorded as rejected in
+        sl.landing_file (a finding, not a failure)."""
+        from tshop.ingest.events import register
+
+        print(register(settings(), run_id=get_current_context()["run_id"]).summary(), flush=True)
+
+    # only after every ClickHouse node succeeded: files whose load failed stay pending, and the next run
+    # loads them again (each event counts once)
+    @task
+    def record_event_files() -> None:
+        """Record the event files the ClickHouse project loaded in sl.landing_file, with their counts, and
+        take them off events.pending_file."""
+        from tshop.ingest.events import record
+
+        print(record(settings(), run_id=get_current_context()["run_id"]).summary(), flush=True)
+
     warehouse = DbtTaskGroup(
         group_id="warehouse",
         project_config=dbt_project(DBT_PROJECT, "tshop"),
@@ -254,11 +276,24 @@ def tshop():
 
     generated = simulate_day()
     ingested = ingest_landing_zone()
+    registered = register_event_files()
+    recorded = record_event_files()
     reconciled = reconcile_clickhouse()
     waiting = check_waiting_sales()
     reports = write_reports()
     fresh = check_raw_freshness()
-    generated >> ingested >> warehouse >> clickhouse_mart >> reconciled >> waiting >> reports >> fresh
+    (
+        generated
+        >> ingested
+        >> registered
+        >> warehouse
+        >> clickhouse_mart
+        >> reconciled
+        >> waiting
+        >> reports
+        >> fresh
+    )
+    clickhouse_mart >> recorded
     # A report is written once and then only rewritten by a re-run of its day (or its month's last day), so
     # it is written only from a warehouse this run found sound: after the checks (a line still waiting for
     # its customer would be missing from it), and after the warehouse itself succeeded, which the chain alone
@@ -268,6 +303,8 @@ def tshop():
     [
         generated,
         ingested,
+        registered,
+        recorded,
         reconciled,
         waiting,
         reports,

@@ -195,7 +195,29 @@ def test_the_landing_zone_is_ingested_after_the_generator_and_before_the_warehou
     ]
     assert first_warehouse_tasks
     for task in first_warehouse_tasks:
-        assert dag_summary["upstream"][task] == ["ingest_landing_zone"], task
+        assert dag_summary["upstream"][task] == ["register_event_files"], task
+    assert dag_summary["upstream"]["register_event_files"] == ["ingest_landing_zone"]
+    assert dag_summary["trigger_rules"]["register_event_files"] == "none_failed"
+
+
+def test_event_files_are_recorded_only_after_every_clickhouse_node_succeeded(dag_summary):
+    """The ClickHouse project loads the registered event files; recording them as loaded after a failed
+    node would leave events unloaded for good, so the record waits for every last ClickHouse task."""
+    clickhouse_leaves = {
+        task
+        for task in dag_summary["tasks"]
+        if task.startswith("clickhouse_mart.")
+        and not any(
+            task in dag_summary["upstream"][other]
+            for other in dag_summary["tasks"]
+            if other.startswith("clickhouse_mart.")
+        )
+    }
+    assert clickhouse_leaves
+    assert set(dag_summary["upstream"]["record_event_files"]) == clickhouse_leaves
+    assert dag_summary["trigger_rules"]["record_event_files"] == "all_success"
+    assert any(task.startswith("clickhouse_mart.clickstream") for task in dag_summary["tasks"])
+    assert "record_event_files" in dag_summary["upstream"]["fail_if_a_task_failed"]
 
 
 def test_the_hourly_ingest_dag_has_the_one_ingest_task(test_settings: Settings):

@@ -5,14 +5,15 @@ lists and reads a local folder and a bucket. A file is read whole into memory on
 the readers parse come from the same bytes, so what `sl.landing_file` says was loaded is what was loaded,
 even when a source system replaces the file meanwhile.
 
-Layout: `<landing>/incoming/<table>/**/<file>`, `<table>` one of customer, product, sales (clickstream and
-reviews are the events' ingest's). Names starting with `.` or `_` are not files to ingest (a file still
+Layout: `<landing>/incoming/<table>/**/<file>`, `<table>` one of customer, product, sales (RAW's ingest) or
+clickstream, reviews (the events' load, `tshop.ingest.events`). Names starting with `.` or `_` are not files to ingest (a file still
 being written under a temporary name, Spark's `_SUCCESS`), nor is any folder so named.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import fsspec
@@ -55,8 +56,9 @@ class LandingZone:
             raise LandingUnreachable(f"TSHOP_LANDING_URL={_redact(url)} cannot be opened: {error}") from None
         return cls(url, fs, root.rstrip("/"))
 
-    def files(self) -> list[LandedFile]:
-        """The files waiting under incoming/<table>/ for the three RAW tables, in path order."""
+    def files(self, folders: Collection[str] = TABLES) -> list[LandedFile]:
+        """The files waiting under incoming/<folder>/ for the given folders (the three RAW tables' by
+        default), in path order."""
         incoming = f"{self.root}/{INCOMING}"
         try:
             if isinstance(self.fs, LocalFileSystem):
@@ -77,17 +79,22 @@ class LandingZone:
                 continue
             relative = name[len(self.root) + 1 :] if name.startswith(self.root + "/") else name
             parts = relative.split("/")
-            if len(parts) < 3 or parts[1] not in TABLES:
-                continue  # clickstream, reviews (the events' ingest) and folders of no RAW table
+            if len(parts) < 3 or parts[1] not in folders:
+                continue  # another reader's folder, or a folder of no table
             if any(part.startswith((".", "_")) for part in parts[2:]):
                 continue
             files.append(LandedFile(relative, parts[1], int(info.get("size") or 0), stamp(info)))
         return sorted(files, key=lambda landed: landed.path)
 
+    def path_of(self, landed: LandedFile) -> str:
+        """The file's path in the filesystem: the absolute path of a local file, `bucket/key` on S3 (what
+        ClickHouse's file() and s3() call `_path`)."""
+        return f"{self.root}/{landed.path}"
+
     def read(self, landed: LandedFile) -> bytes | None:
         """The file's bytes; None when it vanished since it was listed."""
         try:
-            return self.fs.cat_file(f"{self.root}/{landed.path}")
+            return self.fs.cat_file(self.path_of(landed))
         except FileNotFoundError:
             return None
         except Exception as error:

@@ -126,10 +126,10 @@ def ingest(config: Settings, run_id: str | None = None) -> IngestReport:
         raise IngestError(str(error)) from None
     try:
         with conn, ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read") as reader:
-            _take_turn(conn)
+            take_turn(conn)
             _prepare(conn)
             now = conn.execute("select (clock_timestamp() at time zone 'UTC')::timestamp").fetchone()[0]
-            seen = _listed_before(conn)
+            seen = listed_before(conn)
             waiting = []
             for landed in zone.files():
                 if landed.stamp is not None and (landed.path, landed.size, landed.stamp) in seen:
@@ -151,7 +151,7 @@ def ingest(config: Settings, run_id: str | None = None) -> IngestReport:
                         "%s vanished before it was read; the next ingest sees whether it is back", landed.path
                     )
                     continue
-                if _recorded(conn, landed.path, read.checksum):
+                if is_recorded(conn, landed.path, read.checksum):
                     report.skipped += 1
                     continue
                 file_report = _ingest_file(conn, landed, read, report.run_id)
@@ -210,10 +210,11 @@ def _read_and_check(zone: LandingZone, landed: LandedFile, now: dt.datetime) -> 
     return read
 
 
-def _take_turn(conn: psycopg.Connection) -> None:
-    if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (LOCK_KEY,)).fetchone()[0]:
-        log.info("another ingest is running: waiting for it to finish")
-        conn.execute("select pg_advisory_lock(hashtext(%s))", (LOCK_KEY,))
+def take_turn(conn: psycopg.Connection, key: str = LOCK_KEY) -> None:
+    """Hold the session-level advisory lock `key`, waiting for whoever holds it."""
+    if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
+        log.info("another %s is running: waiting for it to finish", key)
+        conn.execute("select pg_advisory_lock(hashtext(%s))", (key,))
 
 
 def _prepare(conn: psycopg.Connection) -> None:
@@ -223,14 +224,14 @@ def _prepare(conn: psycopg.Connection) -> None:
         conn.execute(LANDING_FILE_DDL.read_text())
 
 
-def _recorded(conn: psycopg.Connection, path: str, digest: str) -> bool:
+def is_recorded(conn: psycopg.Connection, path: str, digest: str) -> bool:
     row = conn.execute(
         "select 1 from sl.landing_file where file_path = %s and checksum = %s", (path, digest)
     ).fetchone()
     return row is not None
 
 
-def _listed_before(conn: psycopg.Connection) -> set[tuple[str, int, str]]:
+def listed_before(conn: psycopg.Connection) -> set[tuple[str, int, str]]:
     """(path, size, stamp) of every file version ingested before, by the listing's marks."""
     rows = conn.execute(
         "select file_path, size_bytes, file_stamp from sl.landing_file where file_stamp is not null"
@@ -257,7 +258,7 @@ def _ingest_file(conn: psycopg.Connection, landed: LandedFile, read: ReadFile, r
                 report.rows_rejected = read.rejected.height
                 report.rows_removed = merged.removed
                 report.seconds = read.seconds + time.monotonic() - started
-                _record(conn, report, run_id)
+                record_file(conn, report, run_id)
             return report
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as error:
             # RAW refused a row that the checks let through: the file is rejected whole, never half-merged
@@ -266,11 +267,11 @@ def _ingest_file(conn: psycopg.Connection, landed: LandedFile, read: ReadFile, r
             report.error = f"RAW refused the file: {error}"
     report.seconds = read.seconds + time.monotonic() - started
     with conn.transaction():
-        _record(conn, report, run_id)
+        record_file(conn, report, run_id)
     return report
 
 
-def _record(conn: psycopg.Connection, report: FileReport, run_id: str) -> None:
+def record_file(conn: psycopg.Connection, report: FileReport, run_id: str) -> None:
     conn.execute(
         """insert into sl.landing_file (file_path, checksum, table_name, size_bytes, status, rows_read,
                rows_loaded, rows_rejected, run_id, error, rows_removed, ignored_columns, file_stamp)

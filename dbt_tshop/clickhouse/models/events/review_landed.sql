@@ -1,0 +1,75 @@
+-- events.review_landed: every line of this run's review files, parsed once, with the reason it is refused
+-- ('' when it is a valid review, CONTRACT.md section 8). events.review takes the valid ones,
+-- events.rejected_event the rest. Rebuilt by every run.
+
+-- depends_on: {{ ref('landed_file') }}
+
+{{ config(materialized='table', engine='MergeTree', order_by='(file_path, line_number)') }}
+
+{%- set known = ['review_id', 'order_id', 'customer_id', 'product_id', 'rating', 'title', 'body', 'created_at'] %}
+
+with
+
+lines as (
+
+    {{ landed_lines('review', 'reviews') }}
+
+),
+
+parsed as (
+
+    select
+        file_path,
+        checksum,
+        line_number,
+        line,
+        JSONType(line) = 'Object' as is_object,
+        {{ json_fields('line') }} as fields,
+        JSONExtract(
+            line,
+            'Tuple(review_id Nullable(String), order_id Nullable(Int64), customer_id Nullable(Int64),
+                   product_id Nullable(Int64), rating Nullable(Int64), title Nullable(String),
+                   body Nullable(String), created_at Nullable(String))'
+        ) as document,
+        {{ iso_time('document.created_at') }} as parsed_created_at
+    from lines
+    where trim(line) != ''
+
+),
+
+final as (
+
+    select
+        toLowCardinality(file_path) as file_path,
+        toLowCardinality(checksum) as checksum,
+        line_number,
+        multiIf(
+            not isValidJSON(line), 'malformed JSON',
+            not is_object, 'not a JSON object',
+            coalesce(document.review_id, '') = '', 'missing review_id',
+            document.created_at is null, 'missing created_at',
+            parsed_created_at is null, 'created_at is not a time: ' || document.created_at,
+            {{ not_an_integer('fields', 'rating') }}, 'rating is not an integer: ' || fields['rating'],
+            document.rating is null, 'missing rating',
+            document.rating not between 1 and 5, 'rating outside 1-5: ' || toString(document.rating),
+            {{ not_an_integer('fields', 'product_id') }}, 'product_id is not an integer',
+            document.product_id is null, 'missing product_id',
+            {{ not_an_integer('fields', 'order_id') }}, 'order_id is not an integer',
+            {{ not_an_integer('fields', 'customer_id') }}, 'customer_id is not an integer',
+            ''
+        ) as reason,
+        if(reason = '', '', line) as document_text,
+        assumeNotNull(document.review_id) as review_id,
+        document.order_id as order_id,
+        document.customer_id as customer_id,
+        assumeNotNull(document.product_id) as product_id,
+        toUInt8(if(reason = '', assumeNotNull(document.rating), 0)) as rating,
+        coalesce(document.title, '') as title,
+        coalesce(document.body, '') as body,
+        assumeNotNull(parsed_created_at) as created_at,
+        {{ extra_fields('fields', known) }} as extra
+    from parsed
+
+)
+
+select * from final
