@@ -1,5 +1,6 @@
 """`tshop-datagen`: simulate business days of the shop into PostgreSQL's RAW layer (`--to raw`), or as files
-into the landing zone (`--to landing`, CONTRACT.md section 7)."""
+into the landing zone (`--to landing`, CONTRACT.md section 7); and, unless `--no-events`, each day's web
+clickstream and reviews as JSON lines into the landing zone whatever the target (section 8)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from datagen import events as shop_events
 from datagen.errors import Refused
 from datagen.shop_writer import ShopWriter
 from datagen.simulation import (
@@ -99,22 +101,47 @@ def generate(
         typer.Option(
             envvar="TSHOP_LANDING_URL",
             show_default=False,
-            help="The landing zone of --to landing (file:///... or s3://bucket/prefix); default "
-            "file://<state dir>/landing.",
+            help="The landing zone of --to landing and of the events, whatever --to (file:///... or "
+            "s3://bucket/prefix); default file://<state dir>/landing.",
         ),
     ] = None,
     skip_loaded: Annotated[
         bool, typer.Option(help="Leave days already generated as they are instead of refusing.")
     ] = False,
+    events: Annotated[
+        bool,
+        typer.Option(
+            help="Also write each simulated day's web events and the reviews created that day into the landing "
+            "zone, whatever --to: incoming/clickstream/<day>/clickstream-<day>.jsonl.gz and "
+            "incoming/reviews/<day>/reviews-<day>.jsonl.gz (days already loaded are left as they are)."
+        ),
+    ] = True,
+    browsing_sessions_per_buyer: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1000,
+            help="The events' volume: browsing sessions (no purchase; 40% anonymous) per buyer of the day, "
+            "beside each buyer's own session. About buyers x (7.8 + 3.8 x this) events a day: 1.2 million on "
+            "an average day of 5,000,000 customers.",
+        ),
+    ] = shop_events.BROWSING_SESSIONS_PER_BUYER,
 ) -> None:
     """Simulate DAYS business days from START_DATE into RAW (one transaction per day) or the landing zone."""
     if through is not None and start_date is not None:
         _fail("--start-date and --through exclude each other: --through continues from the last loaded day.")
     if to is Target.landing and dsn is not None:
         _fail("--dsn is the database of --to raw; --to landing writes files to --landing-url.")
-    simulation = ShopSimulation(_writer(to, dsn, landing_url), seed=seed, initial_customers=customers)
+    writer = _writer(to, dsn, landing_url)
+    simulation = ShopSimulation(
+        writer,
+        seed=seed,
+        initial_customers=customers,
+        events=_event_sink(writer, landing_url) if events else None,
+        event_rates=shop_events.EventRates(browsing_sessions_per_buyer=browsing_sessions_per_buyer),
+    )
     started = time.monotonic()
-    totals = {"lines": 0, "orders": 0}
+    totals = {"lines": 0, "orders": 0, "events": 0}
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -128,9 +155,11 @@ def generate(
         def on_day(report: DayReport) -> None:
             totals["lines"] += report.sale_lines
             totals["orders"] += report.orders
+            totals["events"] += report.clickstream_events
             note = "already loaded, skipped" if report.skipped else (
                 f"{report.orders:,} cheques, {report.sale_lines:,} lines, +{report.customers_added:,} customers, "
                 f"{report.last_name_changes} renamed, {report.price_changes} repriced, {report.sale_corrections} corrected"
+                + (f"; {report.clickstream_events:,} web events, {report.reviews:,} reviews" if events else "")
             )  # fmt: skip
             progress.console.print(f"{report.day} {report.day.strftime('%a')}: {note}")
             progress.advance(task)
@@ -157,8 +186,9 @@ def generate(
         )
         return
     console.print(
-        f"{len(reports)} day(s): {totals['orders']:,} cheques, {totals['lines']:,} sale lines in "
-        f"{time.monotonic() - started:.1f} s"
+        f"{len(reports)} day(s): {totals['orders']:,} cheques, {totals['lines']:,} sale lines"
+        + (f", {totals['events']:,} web events" if events else "")
+        + f" in {time.monotonic() - started:.1f} s"
     )
 
 
@@ -173,15 +203,31 @@ def _writer(to: Target, dsn: str | None, landing_url: str | None) -> ShopWriter 
         return dsn
     from datagen.landing import LandingWriter
 
-    if landing_url is None:
-        from tshop.config import settings
-
-        landing_url = settings().landing_url
+    landing_url = _landing_url(landing_url)
     try:
         return LandingWriter(landing_url)
     except (ImportError, ValueError) as error:
         # an unknown scheme, or one whose fsspec implementation (s3fs for s3://) is not installed
         _fail(f"--landing-url {landing_url!r} cannot be written: {error}")
+
+
+def _landing_url(landing_url: str | None) -> str:
+    if landing_url is None:
+        from tshop.config import settings
+
+        landing_url = settings().landing_url
+    return landing_url
+
+
+def _event_sink(writer: ShopWriter | str, landing_url: str | None) -> shop_events.EventSink:
+    """The events' files in the landing zone: --to landing's own, or --landing-url's (TSHOP_LANDING_URL)."""
+    from datagen.landing import LandingEventSink, LandingWriter
+
+    url = writer.url if isinstance(writer, LandingWriter) else _landing_url(landing_url)
+    try:
+        return LandingEventSink(url)
+    except (ImportError, ValueError) as error:
+        _fail(f"--landing-url {url!r} cannot be written for the events: {error} (or pass --no-events)")
 
 
 def _fail(message: str) -> NoReturn:

@@ -9,6 +9,11 @@ Layout under the landing URL (`file:///...`, or any URL fsspec opens, such as `s
     incoming/sales/2024-03-05/sales-2024-03-05.parquet          sale lines: Parquet (both reader paths run)
     _generator/shop.json, _generator/*.parquet                  the generator's own state; ingest never reads it
 
+and, from any target's run that writes events (`LandingEventSink`, `datagen/events.py`):
+
+    incoming/clickstream/2024-03-05/clickstream-2024-03-05.jsonl.gz   the day's web events
+    incoming/reviews/2024-03-05/reviews-2024-03-05.jsonl.gz           the reviews created that day
+
 One file per table per day, holding the day's new rows and its SCD1 changes (full rows with their new
 `updated_at`), with every contract column of the RAW table (section 1.1); a day with no row of a table has
 no file of it. A table with more than PART_ROWS rows on a day (the initial 5,000,000 customers) is split
@@ -44,8 +49,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 import fsspec
+import numpy as np
 import polars as pl
 
+from datagen import events
 from datagen.errors import DayInterrupted, RecordUnreadable
 from datagen.record import IdRanges, ShopRecord
 from datagen.shop_writer import COLUMNS, SCHEMAS, TABLES, GreatestIds
@@ -157,6 +164,33 @@ class LandingWriter:
             "product_id", "name", "price"
         )
 
+    def lines_per_day(self, since: dt.date) -> dict[dt.date, int]:
+        days = self._working.days
+        return {
+            dt.date.fromisoformat(day): days[day]["sale_lines"]
+            for day in sorted(days)
+            if day >= since.isoformat()
+        }
+
+    def sale_lines(self, ids: np.ndarray) -> pl.DataFrame:
+        """Read back from the day's own sales files of the REVIEW_WINDOW days before the day being written
+        (a line's ids, time, customer and product never change; a correction repeats them)."""
+        state, wanted = self._working, pl.Series(ids, dtype=pl.Int64).implode()
+        since = (self._pending.day - dt.timedelta(days=events.REVIEW_WINDOW)).isoformat()
+        frames = [SCHEMAS["raw.sales"].to_frame().select(events.LINE_COLUMNS)]
+        if not len(ids):
+            return frames[0]
+        for day in sorted(day for day, counts in state.days.items() if day >= since and counts["sale_lines"]):
+            folder = f"{self.root}/incoming/sales/{day}"
+            names = sorted(self.fs.ls(folder, detail=False)) if self.fs.exists(folder) else []
+            for path in names:
+                name = path.rsplit("/", 1)[-1]
+                if name.startswith(f"sales-{day}") and name.endswith(".parquet"):
+                    with self.fs.open(path, "rb") as file:
+                        lines = pl.read_parquet(file, columns=list(events.LINE_COLUMNS))
+                    frames.append(lines.filter(pl.col("sale_id").is_in(wanted)))
+        return pl.concat(frames).unique("sale_id", keep="first", maintain_order=True).sort("sale_id")
+
     def lines_sold(self, day: dt.date, ids: IdRanges) -> pl.DataFrame:
         state = self._working
         lines = self._lines(state) if state.sales_day == day.isoformat() else SCHEMAS["raw.sales"].to_frame()
@@ -253,18 +287,7 @@ class LandingWriter:
         self._put(f"{self.root}/_generator/shop.json", _state_json(state).encode())
 
     def _put(self, path: str, data: bytes) -> None:
-        folder, name = path.rsplit("/", 1)
-        self.fs.makedirs(folder, exist_ok=True)
-        if "file" not in self.fs.protocol:
-            # an object store's PUT replaces the object whole or not at all; a rename there would be a copy
-            self.fs.pipe_file(path, data)
-            return
-        # a reader never sees half a file: written beside it, then renamed over it (atomic on POSIX). The
-        # temporary name is the same on a re-run, so a stopped run's leftover is replaced, never left behind,
-        # and its extension is none that ingest reads
-        temporary = f"{folder}/.{name}.tmp"
-        self.fs.pipe_file(temporary, data)
-        self.fs.mv(temporary, path)
+        put_file(self.fs, path, data)
 
     def _remove_unused_state_files(self, state: _State) -> None:
         used = {state.product_file, state.sales_file, *state.customer_files}
@@ -328,6 +351,38 @@ class LandingWriter:
             parts = [self._read_parquet(name, "raw.customer") for name in state.customer_files]
             state.people = pl.concat(parts) if parts else SCHEMAS["raw.customer"].to_frame().select(PEOPLE)
         return state.people
+
+
+def put_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """`data` at `path`, whole: a reader sees the old file or the new one, never half of one."""
+    folder, name = path.rsplit("/", 1)
+    fs.makedirs(folder, exist_ok=True)
+    if "file" not in fs.protocol:
+        # an object store's PUT replaces the object whole or not at all; a rename there would be a copy
+        fs.pipe_file(path, data)
+        return
+    # a reader never sees half a file: written beside it, then renamed over it (atomic on POSIX). The
+    # temporary name is the same on a re-run, so a stopped run's leftover is replaced, never left behind,
+    # and its extension is none that ingest reads
+    temporary = f"{folder}/.{name}.tmp"
+    fs.pipe_file(temporary, data)
+    fs.mv(temporary, path)
+
+
+class LandingEventSink:
+    """The simulated events (`datagen/events.py`) as files in the landing zone (CONTRACT.md section 8):
+    `incoming/clickstream/<day>/clickstream-<day>.jsonl.gz` and `incoming/reviews/<day>/reviews-<day>.jsonl.gz`
+    under `url` (any fsspec URL, like LandingWriter's), each written whole (`put_file`); a day with no
+    document of a kind has no file of it. Whatever the sales' target: `--to raw` writes its events here too."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+        self.fs, root = fsspec.core.url_to_fs(self.url)
+        self.root = root.rstrip("/")
+
+    def write(self, kind: str, day: dt.date, documents: pl.DataFrame) -> None:
+        if documents.height:
+            put_file(self.fs, f"{self.root}/{events.file_path(kind, day)}", events.encode(documents))
 
 
 def _typed(table: str, frame: pl.DataFrame) -> pl.DataFrame:

@@ -2,6 +2,7 @@
 frames, with RAW's SCD1 semantics (a change overwrites its row). `ShopSimulation(MemoryWriter())` runs
 without a database or files, so the simulated days and their invariants are tested in memory, fast; it is
 the reference the landing zone's files are checked against (tests/datagen/test_writers.py).
+`MemoryEventSink` keeps the simulated events (`datagen/events.py`) the same way.
 
 Sized for tests and small shops: every write copies the touched table.
 """
@@ -13,8 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Self
 
+import numpy as np
 import polars as pl
 
+from datagen.events import LINE_COLUMNS, encode
 from datagen.record import IdRanges, ShopRecord
 from datagen.shop_writer import COLUMNS, SCHEMAS, GreatestIds
 
@@ -84,6 +87,17 @@ class MemoryWriter:
             "sale_id", "quantity"
         )
 
+    def lines_per_day(self, since: dt.date) -> dict[dt.date, int]:
+        return {day: counts["sale_lines"] for day, counts in sorted(self.days.items()) if day >= since}
+
+    def sale_lines(self, ids: np.ndarray) -> pl.DataFrame:
+        sales = self.tables["raw.sales"]
+        return (
+            sales.filter(pl.col("sale_id").is_in(pl.Series(ids, dtype=pl.Int64).implode()))
+            .sort("sale_id")
+            .select(LINE_COLUMNS)
+        )
+
     def append(self, table: str, frame: pl.DataFrame) -> None:
         if frame.columns != COLUMNS[table]:
             raise ValueError(f"{table} takes {COLUMNS[table]}, got {frame.columns}")
@@ -107,3 +121,25 @@ class MemoryWriter:
 
 def _typed(table: str, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.cast({column: SCHEMAS[table][column] for column in frame.columns})
+
+
+class MemoryEventSink:
+    """An `EventSink` (`datagen/events.py`) that keeps each day's documents as frames: `documents[(kind,
+    day)]`, and every write in order in `writes` (a day written again replaces its documents)."""
+
+    def __init__(self) -> None:
+        self.documents: dict[tuple[str, dt.date], pl.DataFrame] = {}
+        self.writes: list[tuple[str, dt.date]] = []
+
+    def write(self, kind: str, day: dt.date, documents: pl.DataFrame) -> None:
+        self.documents[(kind, day)] = documents
+        self.writes.append((kind, day))
+
+    def frame(self, kind: str) -> pl.DataFrame:
+        """Every day's documents of `kind`, by day."""
+        frames = [frame for (of, _), frame in sorted(self.documents.items()) if of == kind]
+        return pl.concat(frames) if frames else pl.DataFrame()
+
+    def encoded(self, kind: str, day: dt.date) -> bytes:
+        """The day's file as the landing zone holds it (JSON lines, gzip)."""
+        return encode(self.documents[(kind, day)])

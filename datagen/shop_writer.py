@@ -4,7 +4,8 @@ Three writers implement it: `RawWriter` (`datagen/writer.py`, PostgreSQL's RAW b
 `LandingWriter` (`datagen/landing.py`, files in the landing zone, as an outside system's export would look)
 and `MemoryWriter` (`datagen/memory.py`, Polars frames in memory, for tests without a database). The
 simulation draws the same rows whichever it writes to: it reads back only the shop's own state (its
-record, the catalogue's current rows, the lines sold the day before), which every writer keeps alike.
+record, the catalogue's current rows, the lines sold the day before, and for the reviews of the events
+(`datagen/events.py`) the lines of the days before by sale_id), which every writer keeps alike.
 
 A run is `with writer:` (a connection opened, a state read); inside it `today()` and the reads that decide
 what to simulate, then one `with writer.day(day):` per simulated day: everything written inside it is
@@ -23,6 +24,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, Self
 
+import numpy as np
 import polars as pl
 
 from datagen.record import IdRanges, ShopRecord
@@ -109,6 +111,16 @@ class ShopWriter(Protocol):
 
     def lines_sold(self, day: dt.date, ids: IdRanges) -> pl.DataFrame:
         """The shop's own sale lines sold on `day` (sale_id, quantity), by sale_id."""
+        ...
+
+    def lines_per_day(self, since: dt.date) -> dict[dt.date, int]:
+        """The sale lines (DAY_COUNTS' `sale_lines`) of each simulated day from `since` on."""
+        ...
+
+    def sale_lines(self, ids: np.ndarray) -> pl.DataFrame:
+        """The shop's own sale lines with these sale_ids as they are now (sale_id, order_id, sold_at,
+        customer_id, product_id), by sale_id; an id it does not hold is left out. Asked for lines of the
+        last REVIEW_WINDOW days (`datagen/events.py`) only: the landing zone keeps no older ones."""
         ...
 
     def append(self, table: str, frame: pl.DataFrame) -> None:

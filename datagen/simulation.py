@@ -22,8 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
+import polars as pl
 
 from datagen import changes, customers, products, purchases
+from datagen import events as events_module
 from datagen.errors import ArgumentsDiffer, DayAlreadyLoaded, DaysOutOfRange
 from datagen.record import IdRanges, ShopRecord
 from datagen.shop_writer import DAY_COUNTS, ShopWriter
@@ -53,6 +55,8 @@ class DayReport:
     price_changes: int
     sale_corrections: int
     skipped: bool = False
+    clickstream_events: int = 0  # the day's web events and reviews, when the simulation writes events
+    reviews: int = 0
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -80,12 +84,19 @@ def requested_days(start_date: dt.date, days: int) -> tuple[dt.date, dt.date]:
 
 class ShopSimulation:
     def __init__(
-        self, target: str | ShopWriter, seed: int | None = None, initial_customers: int | None = None
+        self,
+        target: str | ShopWriter,
+        seed: int | None = None,
+        initial_customers: int | None = None,
+        events: events_module.EventSink | None = None,
+        event_rates: events_module.EventRates | None = None,
     ):
         """`target`: a postgresql:// DSN (RAW, by `RawWriter`), or any `ShopWriter` (`LandingWriter`,
         `MemoryWriter`). `seed` and `initial_customers` make a new shop (DEFAULT_SEED, DEFAULT_CUSTOMERS
         when None); a shop the target already holds keeps its own, and refuses others (None continues it
-        whatever they were)."""
+        whatever they were). `events`: where each simulated day's clickstream and reviews go
+        (`datagen/events.py`; None: no events), drawn with `event_rates` (the defaults when None); the
+        sales are the same with or without them."""
         if initial_customers is not None and initial_customers < 1:
             raise ValueError(f"initial_customers must be at least 1, got {initial_customers}")
         if seed is not None and not 0 <= seed < 2**63:
@@ -93,6 +104,8 @@ class ShopSimulation:
         self.writer: ShopWriter = RawWriter(target) if isinstance(target, str) else target
         self.seed = seed
         self.initial_customers = initial_customers
+        self.events = events
+        self.event_rates = event_rates or events_module.EventRates()
         self._vocabularies: dict[int, Vocabulary] = {}
 
     def run(
@@ -253,6 +266,7 @@ class ShopSimulation:
             record.last_order_id + 1, first_sale_id,
         )  # fmt: skip
         writer.append("raw.sales", lines)
+        registered, sold_before = record.customer_ids, record.sale_ids
         if lines.height:
             record = replace(
                 record,
@@ -266,6 +280,12 @@ class ShopSimulation:
             day_start = dt.datetime.combine(day, dt.time())
             writer.append("raw.customer", customers.new_customers(rng, vocab, first_id, added, day_start, 1))
             record = record.with_customers(first_id, added)
+        clicks, reviews = 0, 0
+        if self.events is not None:
+            # written before the day is recorded: a day generated again writes the same files over them
+            clicks, reviews = self._write_events(
+                writer, seed, day, lines, registered, sold_before, catalogue["product_id"].to_numpy(), weights
+            )
         writer.save_record(record)
 
         report = DayReport(
@@ -276,6 +296,35 @@ class ShopSimulation:
             last_name_changes=renamed.height,
             price_changes=repriced.height,
             sale_corrections=corrected.height,
+            clickstream_events=clicks,
+            reviews=reviews,
         )
         writer.record_day(day, seed, {name: getattr(report, name) for name in DAY_COUNTS})
         return record, report
+
+    def _write_events(
+        self,
+        writer: ShopWriter,
+        seed: int,
+        day: dt.date,
+        lines: pl.DataFrame,
+        registered: IdRanges,
+        sold_before: IdRanges,
+        product_ids: np.ndarray,
+        weights: np.ndarray,
+    ) -> tuple[int, int]:
+        """The day's clickstream (its sessions, one per cheque of `lines`) and the reviews created on it,
+        into the event sink; their counts. `registered`: the customers before the day's; `sold_before`:
+        the shop's own lines before the day's."""
+        rates, sink = self.event_rates, self.events
+        assert sink is not None
+        clicks = events_module.clickstream(
+            events_module.events_rng(seed, day, events_module.CLICKSTREAM_STREAM),
+            day, lines, registered, product_ids, weights, rates,
+        )  # fmt: skip
+        since = day - dt.timedelta(days=events_module.REVIEW_WINDOW)
+        due = events_module.due_reviews(seed, day, writer.lines_per_day(since), sold_before, rates)
+        written = events_module.reviews(due, writer.sale_lines(due["sale_id"].to_numpy()))
+        sink.write("clickstream", day, clicks)
+        sink.write("reviews", day, written)
+        return clicks.height, written.height

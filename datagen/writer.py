@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
+import numpy as np
 import polars as pl
 import psycopg
 
@@ -226,6 +227,32 @@ class RawWriter:
         ).fetchall()
         frame = pl.DataFrame(rows, schema={"sale_id": pl.Int64, "quantity": pl.Int32}, orient="row")
         return frame.filter(pl.Series(ids.contains(frame["sale_id"].to_numpy())))
+
+    def lines_per_day(self, since: dt.date) -> dict[dt.date, int]:
+        rows = self.conn.execute(
+            "select business_day, sale_lines from raw.generated_day where business_day >= %s order by 1",
+            (since,),
+        ).fetchall()
+        return {day: int(lines) for day, lines in rows}
+
+    def sale_lines(self, ids: np.ndarray) -> pl.DataFrame:
+        """The lines with these sale_ids (sale_id, order_id, sold_at, customer_id, product_id), by sale_id:
+        primary-key lookups, a few thousand a day."""
+        rows = (
+            self.conn.execute(
+                "select sale_id, order_id, sold_at, customer_id, product_id from raw.sales "
+                "where sale_id = any(%s::bigint[]) order by sale_id",
+                ([int(sale_id) for sale_id in ids],),
+            ).fetchall()
+            if len(ids)
+            else []
+        )
+        return pl.DataFrame(
+            rows,
+            schema={"sale_id": pl.Int64, "order_id": pl.Int64, "sold_at": pl.Datetime("us"),
+                    "customer_id": pl.Int64, "product_id": pl.Int64},
+            orient="row",
+        )  # fmt: skip
 
     def append(self, table: str, frame: pl.DataFrame) -> None:
         """Append `frame` (columns in the table's order) with binary COPY, a chunk at a time: encoded whole

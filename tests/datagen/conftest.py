@@ -13,6 +13,15 @@ from psycopg import sql
 from tshop.config import Settings
 
 
+@pytest.fixture(autouse=True)
+def events_landing_zone(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`tshop-datagen generate` writes web events into TSHOP_LANDING_URL by default, whatever --to: here
+    into a folder of the test's own (the commands the tests run inherit it), never a real landing zone."""
+    url = tmp_path_factory.mktemp("events-landing").as_uri()
+    monkeypatch.setenv("TSHOP_LANDING_URL", url)
+    return url
+
+
 @pytest.fixture(scope="session")
 def new_database(pg_dsn: str, test_settings: Settings):
     """A factory of empty databases, dropped at the end of the session."""

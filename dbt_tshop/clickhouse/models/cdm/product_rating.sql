@@ -22,7 +22,7 @@ categories as (
 final as (
 
     select
-        reviews.product_id as product_id,
+        assumeNotNull(reviews.product_id) as product_id,
         -- a review of a product the warehouse does not know (yet)
         -- (dbt-clickhouse joins with join_use_nulls: no match is null)
         if(coalesce(categories.product_category, '') = '', 'unknown', assumeNotNull(categories.product_category))

@@ -23,14 +23,7 @@ parsed as (
         checksum,
         line_number,
         line,
-        JSONType(line) = 'Object' as is_object,
-        {{ json_fields('line') }} as fields,
-        JSONExtract(
-            line,
-            'Tuple(event_id Nullable(String), event_type Nullable(String), occurred_at Nullable(String),
-                   session_id Nullable(String), customer_id Nullable(Int64), product_id Nullable(Int64),
-                   order_id Nullable(Int64))'
-        ) as document,
+        {{ json_document('line', known) }} as document,
         {{ iso_time('document.occurred_at') }} as parsed_occurred_at
     from lines
     -- a blank line (a trailing newline, an empty line between documents) is no document
@@ -45,18 +38,17 @@ final as (
         toLowCardinality(checksum) as checksum,
         line_number,
         multiIf(
-            not isValidJSON(line), 'malformed JSON',
-            not is_object, 'not a JSON object',
-            coalesce(document.event_id, '') = '', 'missing event_id',
+            coalesce(document.event_id, '') = '', if({{ not_a_document('line') }} = '', 'missing event_id', {{ not_a_document('line') }}),
+            not startsWith(trimLeft(line), '{'), 'not a JSON object',
             coalesce(document.event_type, '') = '', 'missing event_type',
             document.event_type not in ('session_start', 'product_view', 'add_to_cart', 'checkout'),
                 'unknown event_type ' || document.event_type,
             document.occurred_at is null, 'missing occurred_at',
             parsed_occurred_at is null, 'occurred_at is not a time: ' || document.occurred_at,
             coalesce(document.session_id, '') = '', 'missing session_id',
-            {{ not_an_integer('fields', 'customer_id') }}, 'customer_id is not an integer',
-            {{ not_an_integer('fields', 'product_id') }}, 'product_id is not an integer',
-            {{ not_an_integer('fields', 'order_id') }}, 'order_id is not an integer',
+            {{ not_an_integer('document.customer_id') }}, 'customer_id is not an integer',
+            {{ not_an_integer('document.product_id') }}, 'product_id is not an integer',
+            {{ not_an_integer('document.order_id') }}, 'order_id is not an integer',
             document.event_type in ('product_view', 'add_to_cart') and document.product_id is null,
                 document.event_type || ' without product_id',
             document.event_type = 'checkout' and document.order_id is null, 'checkout without order_id',
@@ -69,10 +61,10 @@ final as (
         assumeNotNull(parsed_occurred_at) as occurred_at,
         toDate(assumeNotNull(parsed_occurred_at)) as event_date,
         assumeNotNull(document.session_id) as session_id,
-        document.customer_id as customer_id,
-        document.product_id as product_id,
-        document.order_id as order_id,
-        {{ extra_fields('fields', known) }} as extra
+        toInt64OrNull(document.customer_id) as customer_id,
+        toInt64OrNull(document.product_id) as product_id,
+        toInt64OrNull(document.order_id) as order_id,
+        if(reason = '', {{ extra_fields('line', 'document', known) }}, map()) as extra
     from parsed
 
 )

@@ -23,14 +23,7 @@ parsed as (
         checksum,
         line_number,
         line,
-        JSONType(line) = 'Object' as is_object,
-        {{ json_fields('line') }} as fields,
-        JSONExtract(
-            line,
-            'Tuple(review_id Nullable(String), order_id Nullable(Int64), customer_id Nullable(Int64),
-                   product_id Nullable(Int64), rating Nullable(Int64), title Nullable(String),
-                   body Nullable(String), created_at Nullable(String))'
-        ) as document,
+        {{ json_document('line', known) }} as document,
         {{ iso_time('document.created_at') }} as parsed_created_at
     from lines
     where trim(line) != ''
@@ -44,30 +37,29 @@ final as (
         toLowCardinality(checksum) as checksum,
         line_number,
         multiIf(
-            not isValidJSON(line), 'malformed JSON',
-            not is_object, 'not a JSON object',
-            coalesce(document.review_id, '') = '', 'missing review_id',
+            coalesce(document.review_id, '') = '', if({{ not_a_document('line') }} = '', 'missing review_id', {{ not_a_document('line') }}),
+            not startsWith(trimLeft(line), '{'), 'not a JSON object',
             document.created_at is null, 'missing created_at',
             parsed_created_at is null, 'created_at is not a time: ' || document.created_at,
-            {{ not_an_integer('fields', 'rating') }}, 'rating is not an integer: ' || fields['rating'],
             document.rating is null, 'missing rating',
-            document.rating not between 1 and 5, 'rating outside 1-5: ' || toString(document.rating),
-            {{ not_an_integer('fields', 'product_id') }}, 'product_id is not an integer',
+            {{ not_an_integer('document.rating') }}, 'rating is not an integer: ' || document.rating,
+            toInt64OrZero(document.rating) not between 1 and 5, 'rating outside 1-5: ' || document.rating,
             document.product_id is null, 'missing product_id',
-            {{ not_an_integer('fields', 'order_id') }}, 'order_id is not an integer',
-            {{ not_an_integer('fields', 'customer_id') }}, 'customer_id is not an integer',
+            {{ not_an_integer('document.product_id') }}, 'product_id is not an integer',
+            {{ not_an_integer('document.order_id') }}, 'order_id is not an integer',
+            {{ not_an_integer('document.customer_id') }}, 'customer_id is not an integer',
             ''
         ) as reason,
         if(reason = '', '', line) as document_text,
         assumeNotNull(document.review_id) as review_id,
-        document.order_id as order_id,
-        document.customer_id as customer_id,
-        assumeNotNull(document.product_id) as product_id,
-        toUInt8(if(reason = '', assumeNotNull(document.rating), 0)) as rating,
+        toInt64OrNull(document.order_id) as order_id,
+        toInt64OrNull(document.customer_id) as customer_id,
+        toInt64OrZero(document.product_id) as product_id,
+        toUInt8(if(reason = '', toInt64OrZero(document.rating), 0)) as rating,
         coalesce(document.title, '') as title,
         coalesce(document.body, '') as body,
         assumeNotNull(parsed_created_at) as created_at,
-        {{ extra_fields('fields', known) }} as extra
+        if(reason = '', {{ extra_fields('line', 'document', known) }}, map()) as extra
     from parsed
 
 )
