@@ -122,6 +122,22 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
+def _clickhouse_rows(config: Settings, query: str) -> list[tuple]:
+    from tshop import clients
+
+    client = clients.clickhouse(config)
+    try:
+        return client.query(query).result_rows
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def clickhouse_rows():
+    """clickhouse_rows(config, query): the rows of a query in the ClickHouse of `config`."""
+    return _clickhouse_rows
+
+
 @pytest.fixture(scope="session")
 def build_shop(test_settings: Settings, pg_dsn: str, clickhouse_url: str):
     """build_shop(name, first_day, days, customers, **env): see `_build_shop`."""
@@ -129,17 +145,23 @@ def build_shop(test_settings: Settings, pg_dsn: str, clickhouse_url: str):
 
 
 def _build_shop(
-    test_settings: Settings, name: str, first_day, days: int, customers: int, **env: str
+    test_settings: Settings, name: str, first_day, days: int, customers: int, events: bool = False, **env: str
 ) -> Settings:
     """A warehouse database `name` made anew, `days` generated days from `first_day` (seed 8) built through
-    both dbt projects into the test ClickHouse's `cdm` (dropped first); its settings, with `env` on top."""
+    both dbt projects into the test ClickHouse's `cdm` (dropped first); its settings, with `env` on top.
+    `events`: the days' clickstream and reviews too, written into a landing folder of the shop's own
+    (emptied first) and loaded into ClickHouse's `events` (dropped first)."""
+    import shutil
+
     import psycopg
     from psycopg import sql
 
     from datagen import ShopSimulation
+    from datagen.landing import LandingEventSink
     from datagen.writer import create_raw_tables
     from tshop import clients
     from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
+    from tshop.ingest.events import load_events
 
     with psycopg.connect(test_settings.pg_dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
@@ -147,13 +169,21 @@ def _build_shop(
     dsn = test_settings.pg_dsn(database=name)
     with psycopg.connect(dsn, autocommit=True) as conn:
         create_raw_tables(conn)
-    ShopSimulation(dsn, seed=8, initial_customers=customers).run(first_day, days)
+    if events and "TSHOP_LANDING_URL" not in env:
+        landing = test_settings.state_dir / f"landing-{name}"
+        shutil.rmtree(landing, ignore_errors=True)
+        env = {**env, "TSHOP_LANDING_URL": landing.as_uri()}
     config = settings({**test_settings.env, "TSHOP_PG_DSN": dsn, **env})
+    sink = LandingEventSink(config.landing_url) if events else None
+    ShopSimulation(dsn, seed=8, initial_customers=customers, events=sink).run(first_day, days)
     client = clients.clickhouse(config)
     try:
         client.command("drop database if exists cdm")
+        client.command("drop database if exists events")
     finally:
         client.close()
     run_dbt(config, ["build"])
     run_dbt(config, ["build"], project=CLICKHOUSE_PROJECT)
+    if events:
+        load_events(config, run_id=f"test_{name}")
     return config

@@ -2,8 +2,8 @@
 
 Superset runs from its own environment (`.venvs/superset`) and is configured only by the environment that
 `superset_env()` builds (tshop/superset_config.py reads it). Its metadata lives in its own database on the
-warehouse's PostgreSQL server. The dashboards (T-Shop sales, T-Shop customers) are `superset_assets/`,
-imported and exported together by `tshop.superset_cli` inside Superset's Python.
+warehouse's PostgreSQL server. The dashboards (T-Shop sales, T-Shop customers, T-Shop funnel) are
+`superset_assets/`, imported and exported together by `tshop.superset_cli` inside Superset's Python.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from tshop.services.postgres import create_database_if_missing
 SUPERSET_BIN = REPO_ROOT / ".venvs" / "superset" / "bin"
 BUNDLE = REPO_ROOT / "superset_assets"
 SUPERSET_CONFIG = REPO_ROOT / "tshop" / "superset_config.py"
-# the bundle's dashboards (T-Shop sales, T-Shop customers), and the ClickHouse database their datasets read
+# the bundle's dashboards (T-Shop sales, T-Shop customers, T-Shop funnel), and the ClickHouse database their
+# datasets read
 DASHBOARD_SLUG = "tshop"
 CUSTOMERS_DASHBOARD_SLUG = "tshop-customers"
+FUNNEL_DASHBOARD_SLUG = "tshop-funnel"
 CLICKHOUSE_DATABASE = "cdm"
 
 
@@ -50,8 +52,20 @@ CUSTOMERS_DASHBOARD_CHARTS = (
     "Revenue by segment",
     "Coupons issued by segment and discount",
 )
+# the funnel dashboard's charts, over cdm.conversion_funnel_daily and cdm.product_rating (CONTRACT section 8)
+FUNNEL_DASHBOARD_CHARTS = (
+    "Conversion",
+    "Reviews",
+    "Sessions to buyers",
+    "Conversion per day",
+    "Average rating by category",
+)
 # {slug: the charts on it} of every dashboard the bundle holds
-DASHBOARDS = {DASHBOARD_SLUG: DASHBOARD_CHARTS, CUSTOMERS_DASHBOARD_SLUG: CUSTOMERS_DASHBOARD_CHARTS}
+DASHBOARDS = {
+    DASHBOARD_SLUG: DASHBOARD_CHARTS,
+    CUSTOMERS_DASHBOARD_SLUG: CUSTOMERS_DASHBOARD_CHARTS,
+    FUNNEL_DASHBOARD_SLUG: FUNNEL_DASHBOARD_CHARTS,
+}
 
 
 class DashboardError(TShopError):
@@ -145,7 +159,7 @@ def ensure_superset(config: Settings) -> None:
 
 
 def import_dashboard(config: Settings, bundle: Path = BUNDLE) -> None:
-    """Import (overwrite) the bundle, both dashboards. The ClickHouse login is tried first: a wrong one
+    """Import (overwrite) the bundle, every dashboard. The ClickHouse login is tried first: a wrong one
     changes nothing.
 
     Afterwards each dashboard holds exactly the charts its file's position places: a chart the bundle
@@ -155,7 +169,7 @@ def import_dashboard(config: Settings, bundle: Path = BUNDLE) -> None:
 
 
 def export_dashboard(config: Settings, bundle: Path = BUNDLE) -> list[str]:
-    """Write both dashboards as Superset now holds them (edits made in the UI) back into the bundle."""
+    """Write every dashboard as Superset now holds it (edits made in the UI) back into the bundle."""
     output = superset(config, "-m", "tshop.superset_cli", "export", str(bundle))
     return [line.removeprefix("exported ") for line in output.splitlines() if line.startswith("exported ")]
 

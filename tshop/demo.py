@@ -28,6 +28,7 @@ from tshop.dashboard import (
     BUNDLE,
     CUSTOMERS_DASHBOARD_SLUG,
     DASHBOARD_SLUG,
+    FUNNEL_DASHBOARD_SLUG,
     import_dashboard,
     start_web_app,
     web_app,
@@ -178,6 +179,8 @@ def addresses(config: Settings) -> str:
         f"login {config.superset_user} / {config.superset_password}\n"
         f"             http://127.0.0.1:{config.superset_port}/superset/dashboard/{CUSTOMERS_DASHBOARD_SLUG}/ "
         "(customers)\n"
+        f"             http://127.0.0.1:{config.superset_port}/superset/dashboard/{FUNNEL_DASHBOARD_SLUG}/ "
+        "(web funnel and ratings)\n"
         f"  dbt docs   {dbt_docs_url(config)} and {dbt_docs_url(config, 'clickhouse_mart')}\n"
         f'  Warehouse  `make psql`, or eval "$(make env)" then psql "$TSHOP_PG_DSN"\n'
         f"  Reports    {config.reports_url}/daily/ and /monthly/ (CSV and HTML, one per day and month)\n"

@@ -14,8 +14,8 @@ The files never hold either: the database file keeps the compose address with Su
 and the import swaps in the real ones. The import tries them on ClickHouse first, so a wrong password stops
 it before anything changes and the dashboard already imported keeps working.
 
-The bundle holds two dashboards, `T-Shop sales` and `T-Shop customers` (DASHBOARD_UUIDS), sharing the
-database; an import and an export always take both.
+The bundle holds three dashboards, `T-Shop sales`, `T-Shop customers` and `T-Shop funnel` (DASHBOARD_UUIDS),
+sharing the database; an import and an export always take all of them.
 
 The import makes each dashboard exactly the bundle's: charts that were on it and that its file's position no
 longer names are unlinked, and deleted when no other dashboard shows them (Superset up to 6.0 merges an
@@ -40,9 +40,13 @@ from pathlib import Path
 
 import yaml
 
-# the bundle's dashboards: T-Shop sales, T-Shop customers (uuid5 of the URL namespace and
-# `tshop/superset_assets/<kind>/<name>` for the customers dashboard's objects)
-DASHBOARD_UUIDS = ("1b05681b-a290-5f9b-a7b8-b48d2e8f1fa5", "cad985b7-c748-5487-9117-286710967004")
+# the bundle's dashboards: T-Shop sales, T-Shop customers, T-Shop funnel (uuid5 of the URL namespace and
+# `tshop/superset_assets/<kind>/<name>` for the customers and funnel dashboards' objects)
+DASHBOARD_UUIDS = (
+    "1b05681b-a290-5f9b-a7b8-b48d2e8f1fa5",
+    "cad985b7-c748-5487-9117-286710967004",
+    "9d7275cc-5f9b-5cb8-89f4-4a4dbe5a2b58",
+)
 # what the database file says: the compose service, the password masked as Superset masks it
 PASSWORD_MASK = "XXXXXXXXXX"
 BUNDLE_CLICKHOUSE_URI = f"clickhousedb://default:{PASSWORD_MASK}@clickhouse:8123/cdm"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -29,14 +30,16 @@ DATAGEN = str(REPO_ROOT / ".venvs" / "airflow" / "bin" / "tshop-datagen")
 
 @pytest.fixture
 def new_warehouse(test_settings: Settings, pg_dsn: str, clickhouse_url: str):
-    """A factory of empty warehouse databases (an empty ClickHouse `cdm` with each), run with no retries
-    unless told otherwise."""
+    """A factory of empty warehouse databases (an empty ClickHouse `cdm` and `events` with each, and a landing
+    folder of its own: the runs' generator writes its web events there), run with no retries unless told
+    otherwise."""
     made: list[str] = []
 
     def drop_clickhouse_mart() -> None:
         ch = clients.clickhouse(test_settings)
         try:
             ch.command("drop database if exists cdm")
+            ch.command("drop database if exists events")
         finally:
             ch.close()
 
@@ -46,11 +49,14 @@ def new_warehouse(test_settings: Settings, pg_dsn: str, clickhouse_url: str):
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         made.append(name)
         drop_clickhouse_mart()
+        landing = test_settings.state_dir / f"landing-{name}"
+        shutil.rmtree(landing, ignore_errors=True)
         return settings(
             {
                 **test_settings.env,
                 "TSHOP_PG_DSN": test_settings.pg_dsn(database=name),
                 "TSHOP_RETRIES": str(retries),
+                "TSHOP_LANDING_URL": landing.as_uri(),
             }
         )
 

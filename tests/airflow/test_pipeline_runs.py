@@ -30,7 +30,7 @@ def state(config: Settings) -> dict[str, list[tuple]]:
     return reader_state(config)
 
 
-def test_three_consecutive_days_build_and_reconcile_after_each(new_warehouse, tmp_path):
+def test_three_consecutive_days_build_and_reconcile_after_each(new_warehouse, tmp_path, clickhouse_rows):
     reports = tmp_path / "reports"
     config = settings({**new_warehouse("e2e_three_days").env, "TSHOP_REPORTS_URL": reports.as_uri()})
     for offset in range(3):
@@ -43,7 +43,14 @@ def test_three_consecutive_days_build_and_reconcile_after_each(new_warehouse, tm
                 "select count(*) from cdm.sales_datamart where sale_date = %s and is_current", (day,)
             ).fetchone()[0]
             run_ids = conn.execute("select distinct run_id from sl.load_metadata").fetchall()
+            buyers = conn.execute(
+                "select count(distinct customer_id) from raw.sales where sold_at::date = %s", (day,)
+            ).fetchone()[0]
         assert lines_that_day > 0, day
+        # the run's generator wrote the day's web events; the run loaded them into ClickHouse's funnel
+        assert clickhouse_rows(
+            config, f"select buyers from cdm.conversion_funnel_daily where event_date = '{day}'"
+        ) == [(buyers,)], day
         assert differences(config) == [], day
         assert any(run_id.startswith("manual__") for (run_id,) in run_ids), run_ids  # Airflow's run id
         # the run wrote the report of the day it built (tests/tshop/test_reports.py checks what it holds)
@@ -71,7 +78,12 @@ def test_a_run_in_landing_mode_goes_from_the_exported_files_to_the_mart(new_ware
     exported = sorted(path.relative_to(landing).as_posix() for path in (landing / "incoming").rglob("*.*"))
     assert exported == [
         f"incoming/{table}/{FIRST_DAY}/{table}-{FIRST_DAY}.{ext}"
-        for table, ext in (("customer", "csv"), ("product", "csv"), ("sales", "parquet"))
+        for table, ext in (
+            ("clickstream", "jsonl.gz"),  # the day's web events, loaded into ClickHouse (section 8)
+            ("customer", "csv"),
+            ("product", "csv"),
+            ("sales", "parquet"),
+        )
     ]
     with psycopg.connect(config.pg_dsn()) as conn:
         ingested = conn.execute(

@@ -23,11 +23,14 @@ SHOP_DAYS = [_MONDAY - dt.timedelta(days=days) for days in (3, 2, 1, 0)]
 @pytest.fixture(scope="module")
 def shop(pg_dsn: str, build_shop, test_settings: Settings) -> Iterator[Settings]:
     """Four generated days (Friday to Monday: corrections, renames and repricing included) in a warehouse of
-    their own, built into the test ClickHouse's `cdm`; the settings of a Superset on a free port.
+    their own, built into the test ClickHouse's `cdm`, with their web events and reviews loaded into
+    `events` and the funnel marts; the settings of a Superset on a free port.
 
     The days are the last Friday to Monday before today, inside the dashboard's default date filter (the
     month up to yesterday), so the dashboard opens on all of them."""
-    config = build_shop(WAREHOUSE, SHOP_DAYS[0], len(SHOP_DAYS), 3000, TSHOP_SUPERSET_PORT=str(free_port()))
+    config = build_shop(
+        WAREHOUSE, SHOP_DAYS[0], len(SHOP_DAYS), 10_000, events=True, TSHOP_SUPERSET_PORT=str(free_port())
+    )
     client = clients.clickhouse(config)
     yield config
     client.command("drop database if exists cdm")

@@ -223,7 +223,7 @@ def _is_chart(item) -> bool:
 def test_a_chart_one_dashboard_drops_stays_while_the_other_shows_it(
     superset: Settings, superset_api, tmp_path: Path
 ):
-    """The bundle holds two dashboards: the orphan rule deletes a chart only when no dashboard shows it. A chart
+    """The bundle holds several dashboards: the orphan rule deletes a chart only when no dashboard shows it. A chart
     moved from "T-Shop sales" to "T-Shop customers" in the bundle leaves the one and stays on the other."""
     bundle = tmp_path / "bundle"
     shutil.copytree(dashboard.BUNDLE, bundle)

@@ -11,7 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -82,11 +86,13 @@ class Books:
             client.close()
 
     def landing_file(self, path: str) -> dict:
-        with psycopg.connect(self.config.pg_dsn()) as conn:
-            with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
-                found = cursor.execute(
-                    "select * from sl.landing_file where file_path = %s order by ingested_at", (path,)
-                ).fetchall()
+        with (
+            psycopg.connect(self.config.pg_dsn()) as conn,
+            conn.cursor(row_factory=psycopg.rows.dict_row) as cursor,
+        ):
+            found = cursor.execute(
+                "select * from sl.landing_file where file_path = %s order by ingested_at", (path,)
+            ).fetchall()
         assert len(found) == 1, found
         return found[0]
 
@@ -113,11 +119,13 @@ class Books:
         }
 
     def _all_files(self) -> list[dict]:
-        with psycopg.connect(self.config.pg_dsn()) as conn:
-            with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
-                return cursor.execute(
-                    "select * from sl.landing_file where table_name in ('clickstream', 'review')"
-                ).fetchall()
+        with (
+            psycopg.connect(self.config.pg_dsn()) as conn,
+            conn.cursor(row_factory=psycopg.rows.dict_row) as cursor,
+        ):
+            return cursor.execute(
+                "select * from sl.landing_file where table_name in ('clickstream', 'review')"
+            ).fetchall()
 
 
 def drop(shop: Settings, path: str, data: bytes) -> None:
@@ -358,3 +366,36 @@ def test_events_load_from_an_s3_landing_zone(shop: Settings, s3_env: dict[str, s
         ("s3-2",),
     ]
     assert books.rejected("incoming/clickstream/2024-03-08/web.jsonl.gz") == [(2, "malformed JSON")]
+
+
+def load_events_cli(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tshop.cli", "load-events", "--run-id", "events_test_cli"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_command_prints_a_line_per_file_and_exits_0(shop: Settings, books: Books):
+    drop(shop, "incoming/reviews/2024-03-09/one.jsonl", lines(review("c1", 1, 4), "{oops"))
+    result = load_events_cli(shop.env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert out[-2].startswith("loaded   incoming/reviews/2024-03-09/one.jsonl: read 2, loaded 1, rejected 1")
+    assert out[-1].startswith("events: 1 files registered, 1 loaded (1 documents, 1 lines rejected)")
+
+
+def test_the_command_exits_1_with_the_reason_when_a_server_refuses_it(shop: Settings):
+    pg = urlsplit(shop.pg_dsn())
+    wrong_pg = pg._replace(netloc=f"{pg.username}:wrong@{pg.hostname}:{pg.port}").geturl()
+    result = load_events_cli({**shop.env, "TSHOP_PG_DSN": wrong_pg})
+    assert result.returncode == 1
+    assert "password authentication failed" in result.stderr and "Traceback" not in result.stderr
+    ch = urlsplit(shop.clickhouse_url)
+    wrong_ch = ch._replace(netloc=f"{ch.username or 'default'}:wrong@{ch.hostname}:{ch.port}").geturl()
+    result = load_events_cli({**shop.env, "TSHOP_CLICKHOUSE_URL": wrong_ch})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: the events' load failed in ClickHouse"), result.stderr
+    assert "Traceback" not in result.stderr
