@@ -32,7 +32,8 @@ buyer's session is about 7.8 events (1 + 1.5 + 2 x 2.15 lines + 1), a browsing o
 about buyers x (7.8 + 3.8 x knob) events. Measured at 5,000,000 customers with the default 1.0 (seed 7):
 about 50,000 buyers and 585,000 events on a weekday, 250,000 buyers and 2,890,000 events on a weekend
 day, 1.25 million on an average day (90 days: about 112 million events; reviews about 7,000 a day, 600,000).
-Cost there, one core's worth: simulating and encoding (JSON lines + gzip) about a million events a second.
+Cost there: about 350,000 events a second simulated and encoded on these 2 shared cores, most of it in `encode`
+(JSON lines, null fields left out, gzip); docs/benchmarks.md, "Web events".
 
 Reviews: 3% of the sale lines are reviewed, the review created 2-10 days after the purchase's day (weights
 9, 8, ..., 1: sooner is likelier) at a moment of the purchase times' daily profile; ratings J-shaped like

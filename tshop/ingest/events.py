@@ -160,9 +160,16 @@ def record(
                 "group by file_path, checksum"
             ).result_rows:
                 counts[(path, digest)] = (lines, valid)
+            # only the days this load's events fall on (clickstream's sort key starts with the day: the
+            # count reads those days, not the whole table, which grows every day)
+            days = (
+                " and event_date in (select distinct event_date from events.clickstream_landed where reason = '')"
+                if table == "clickstream"
+                else ""
+            )
             for path, digest, documents in client.query(
                 f"select file_path, checksum, count() from events.{table} where (file_path, checksum) in "
-                "(select file_path, checksum from events.landed_file) group by file_path, checksum"
+                f"(select file_path, checksum from events.landed_file){days} group by file_path, checksum"
             ).result_rows:
                 added[(path, digest)] = documents
         landed = client.query(
