@@ -305,6 +305,14 @@ def test_loading_again_changes_nothing(shop: Settings, books: Books):
     assert books.snapshot() == before
 
 
+def test_a_full_refresh_of_the_project_keeps_every_event(shop: Settings, books: Books):
+    """The events tables are the only copy of what was loaded (the files may be gone): `--full-refresh` of
+    the ClickHouse project leaves them as they are, and the marts it rebuilds come out the same."""
+    before = books.snapshot()
+    run_dbt(shop, ["build", "--full-refresh", "--select", EVENT_MODELS], project=CLICKHOUSE_PROJECT)
+    assert books.snapshot() == before
+
+
 def test_a_load_that_died_before_recording_its_files_ends_like_a_clean_one(shop: Settings, books: Books):
     """Files loaded into ClickHouse but not recorded (the run died between the two): the next load takes
     them again, counts each event once, and records them."""

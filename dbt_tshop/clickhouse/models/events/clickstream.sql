@@ -3,11 +3,14 @@
 -- loaded again after a run died before recording its files counts once. The lookup reads only the days the
 -- new events fall on (the sort key starts with event_date). ReplacingMergeTree by the same key, should two
 -- loads ever run at once.
+-- full_refresh=false: the table is the only copy of what was loaded, and a full refresh would rebuild it
+-- from this run's files alone (a --full-refresh of the project leaves it as it is).
 
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
+        full_refresh=false,
         engine='ReplacingMergeTree',
         order_by='(event_date, event_id)',
         partition_by='toYYYYMM(event_date)',

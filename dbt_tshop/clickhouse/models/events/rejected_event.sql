@@ -3,11 +3,14 @@
 -- dying before it recorded them adds nothing.
 
 -- depends_on: {{ ref('landed_file') }}
+-- full_refresh=false: the table is the only copy of what was loaded, and a full refresh would rebuild it
+-- from this run's files alone (a --full-refresh of the project leaves it as it is).
 
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
+        full_refresh=false,
         engine='ReplacingMergeTree',
         order_by='(file_path, checksum, line_number)',
     )

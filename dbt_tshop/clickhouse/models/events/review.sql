@@ -1,11 +1,14 @@
 -- events.review: every valid review once (CONTRACT.md section 8), by review_id: each run appends the valid
 -- lines of its files whose review is not here yet (reviews are few: the lookup reads every review_id).
 -- ReplacingMergeTree by review_id, should two loads ever run at once.
+-- full_refresh=false: the table is the only copy of what was loaded, and a full refresh would rebuild it
+-- from this run's files alone (a --full-refresh of the project leaves it as it is).
 
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
+        full_refresh=false,
         engine='ReplacingMergeTree',
         order_by='review_id',
     )
