@@ -7,9 +7,11 @@ Modules, one job each:
 - `read`: a file's bytes as a Polars frame by its format (CSV, gzip'd CSV, JSON lines, Parquet);
 - `validate`: each row checked against RAW's rules, vectorised: accepted in RAW's types, or rejected with why;
 - `merge`: duplicates collapsed, binary COPY into staging tables, the set-based SCD1 upsert and deletions;
-- `run`: the ingest itself: lock, order, one transaction per file with its `sl.landing_file` row, the report.
+- `run`: the ingest itself: lock, order, one transaction per file with its `sl.landing_file` row, the report;
+- `events`: the books of the web events' load into ClickHouse (CONTRACT.md section 8): which clickstream and
+  review files are new and readable, and their counts once the ClickHouse project's events models loaded them.
 
-Airflow and `tshop ingest` call `ingest(config, run_id)`.
+Airflow and `tshop ingest` call `ingest(config, run_id)`; `tshop load-events` calls `events.load_events`.
 """
 
 from tshop.ingest.run import FileReport, IngestError, IngestReport, ingest

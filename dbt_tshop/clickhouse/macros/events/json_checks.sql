@@ -1,7 +1,8 @@
 {# The events' parsing and validation (CONTRACT.md section 8), shared by the clickstream and review models.
-   JSON parsing is what a load spends its time on (a bare JSONExtract reads about 2 million lines a second
-   on these 2 cores, see docs/benchmarks.md), so each line is parsed once, by `json_document`, and the
-   costlier checks run only on the lines that need them (ClickHouse evaluates if/multiIf branches lazily). #}
+   JSON parsing is what a load spends its time on (a bare JSONExtract of five fields reads about 4 million
+   lines a second on these 2 cores, docs/benchmarks.md "Web events"), so each line is parsed once, by
+   `json_document`, and the costlier checks run only on the lines that need them (ClickHouse evaluates
+   if/multiIf branches lazily). #}
 
 {# the document's contract fields in one parse, each as its JSON text value (numbers too: a field that is not
    an integer must be refused, not read as null or cut from 4.5 to 4); null when absent or null.
