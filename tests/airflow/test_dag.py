@@ -159,22 +159,27 @@ def test_waiting_sales_are_checked_after_the_build_and_freshness_last(dag_summar
     )
 
 
+def group_leaves(dag_summary: dict, group: str) -> set[str]:
+    """The tasks of a task group that no other task of the group waits for: its last ones."""
+    return {
+        task
+        for task in dag_summary["tasks"]
+        if task.startswith(f"{group}.")
+        and not any(
+            task in dag_summary["upstream"][other]
+            for other in dag_summary["tasks"]
+            if other.startswith(f"{group}.")
+        )
+    }
+
+
 def test_reports_are_written_from_a_warehouse_that_built_and_passed_the_checks(dag_summary):
     """A report once written is only rewritten by a re-run of its day: it must not come from a half-built
     warehouse, which the ClickHouse tasks (all_done) would pass on to the checks, so it waits for the
     warehouse's own last tasks as well as for the checks, each of them successful."""
     upstream = set(dag_summary["upstream"]["write_reports"])
     assert "check_waiting_sales" in upstream
-    warehouse_leaves = {
-        task
-        for task in dag_summary["tasks"]
-        if task.startswith("warehouse.")
-        and not any(
-            task in dag_summary["upstream"][other]
-            for other in dag_summary["tasks"]
-            if other.startswith("warehouse.")
-        )
-    }
+    warehouse_leaves = group_leaves(dag_summary, "warehouse")
     assert warehouse_leaves and warehouse_leaves <= upstream, warehouse_leaves - upstream
     assert dag_summary["trigger_rules"]["write_reports"] == "all_success"
     assert dag_summary["retries"]["write_reports"] >= 1
@@ -203,16 +208,7 @@ def test_the_landing_zone_is_ingested_after_the_generator_and_before_the_warehou
 def test_event_files_are_recorded_only_after_every_clickhouse_node_succeeded(dag_summary):
     """The ClickHouse project loads the registered event files; recording them as loaded after a failed
     node would leave events unloaded for good, so the record waits for every last ClickHouse task."""
-    clickhouse_leaves = {
-        task
-        for task in dag_summary["tasks"]
-        if task.startswith("clickhouse_mart.")
-        and not any(
-            task in dag_summary["upstream"][other]
-            for other in dag_summary["tasks"]
-            if other.startswith("clickhouse_mart.")
-        )
-    }
+    clickhouse_leaves = group_leaves(dag_summary, "clickhouse_mart")
     assert clickhouse_leaves
     assert set(dag_summary["upstream"]["record_event_files"]) == clickhouse_leaves
     assert dag_summary["trigger_rules"]["record_event_files"] == "all_success"

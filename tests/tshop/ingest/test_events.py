@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from tshop import clients
 from tshop.config import Settings, settings
 from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
 from tshop.ingest.events import EVENT_MODELS, load_events, record, register
@@ -61,29 +60,19 @@ def lines(*documents: dict | str) -> bytes:
 @pytest.fixture(scope="module")
 def shop(build_shop, tmp_path_factory) -> Settings:
     landing = tmp_path_factory.mktemp("events-landing")
-    config = build_shop("tshop_events", FIRST_DAY, 5, 300, TSHOP_LANDING_URL=landing.as_uri())
-    client = clients.clickhouse(config)
-    try:
-        # the events of an earlier test session or module: this module's own files only
-        client.command("drop database if exists events")
-        client.command("drop table if exists cdm.conversion_funnel_daily")
-    finally:
-        client.close()
-    return config
+    # build_shop drops ClickHouse's cdm and events first: this module's own files only
+    return build_shop("tshop_events", FIRST_DAY, 5, 300, TSHOP_LANDING_URL=landing.as_uri())
 
 
 class Books:
     """What the load left: ClickHouse's events tables and PostgreSQL's sl.landing_file."""
 
-    def __init__(self, config: Settings):
+    def __init__(self, config: Settings, clickhouse_rows):
         self.config = config
+        self.clickhouse_rows = clickhouse_rows
 
     def rows(self, query: str) -> list[tuple]:
-        client = clients.clickhouse(self.config)
-        try:
-            return client.query(query).result_rows
-        finally:
-            client.close()
+        return self.clickhouse_rows(self.config, query)
 
     def landing_file(self, path: str) -> dict:
         with (
@@ -201,8 +190,8 @@ def first_load(shop: Settings):
 
 
 @pytest.fixture(scope="module")
-def books(shop: Settings, first_load) -> Books:
-    return Books(shop)
+def books(shop: Settings, first_load, clickhouse_rows) -> Books:
+    return Books(shop, clickhouse_rows)
 
 
 def test_valid_events_load_once_with_their_extra_fields(books: Books):
@@ -342,7 +331,7 @@ def test_a_load_that_died_before_recording_its_files_ends_like_a_clean_one(shop:
     assert not record(shop, run_id="events_test_5").loaded
 
 
-def test_events_load_from_an_s3_landing_zone(shop: Settings, s3_env: dict[str, str]):
+def test_events_load_from_an_s3_landing_zone(shop: Settings, s3_env: dict[str, str], clickhouse_rows):
     """The same models read an s3:// landing zone with ClickHouse's s3() and the standard AWS variables."""
     import s3fs
 
@@ -366,7 +355,7 @@ def test_events_load_from_an_s3_landing_zone(shop: Settings, s3_env: dict[str, s
     assert [(file.path, file.rows_read, file.rows_loaded, file.rows_rejected) for file in report.loaded] == [
         ("incoming/clickstream/2024-03-08/web.jsonl.gz", 3, 2, 1)
     ]
-    books = Books(s3_shop)
+    books = Books(s3_shop, clickhouse_rows)
     assert books.rows(
         "select event_id from events.clickstream where event_date = '2024-03-08' order by 1"
     ) == [
