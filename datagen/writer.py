@@ -41,7 +41,7 @@ def create_raw_tables(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('tshop raw ddl'))")
         conn.execute(
-            "create schema if not exists raw; create table if not exists raw.ddl_version "
+            "do $$ begin if to_regnamespace('raw') is null then create schema raw; end if; end $$; create table if not exists raw.ddl_version "
             "(version text primary key, applied_at timestamptz not null default clock_timestamp())"
         )
         if conn.execute("select 1 from raw.ddl_version where version = %s", (version,)).fetchone():

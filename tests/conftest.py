@@ -175,7 +175,9 @@ def _build_shop(
         env = {**env, "TSHOP_LANDING_URL": landing.as_uri()}
     config = settings({**test_settings.env, "TSHOP_PG_DSN": dsn, **env})
     sink = LandingEventSink(config.landing_url) if events else None
-    ShopSimulation(dsn, seed=8, initial_customers=customers, events=sink).run(first_day, days)
+    ShopSimulation(config.pg_dsn_as("loader"), seed=8, initial_customers=customers, events=sink).run(
+        first_day, days
+    )
     client = clients.clickhouse(config)
     try:
         client.command("drop database if exists cdm")

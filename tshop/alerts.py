@@ -54,7 +54,7 @@ SENT = "sent"
 FAILED = "failed"
 
 ALERT_LOG_DDL = """
-create schema if not exists sl;
+do $$ begin if to_regnamespace('sl') is null then create schema sl; end if; end $$;
 create table if not exists sl.alert_log (
     run_id text primary key,
     dag_id text not null,
@@ -223,7 +223,9 @@ def slack_body(record: AlertRecord) -> dict[str, Any]:
 
 
 def _notify_in_warehouse(config: Settings, record: AlertRecord, webhook: _Webhook) -> AlertRecord:
-    with psycopg.connect(config.pg_dsn(), connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+    with psycopg.connect(
+        config.pg_dsn_as("transformer"), connect_timeout=CONNECT_TIMEOUT, autocommit=True
+    ) as conn:
         with conn.transaction():
             # two notifiers creating the table at once would collide in the catalogue: take turns; and only
             # when it is missing (the DDL's comment needs the table's owner, and a notifier may be another role)
@@ -488,7 +490,7 @@ def _task_states(config: Settings, dag_id: str, run_id: str) -> dict[str, str | 
         pass
     try:
         with psycopg.connect(
-            config.pg_dsn(database=config.airflow_database), connect_timeout=CONNECT_TIMEOUT
+            config.pg_dsn_as("airflow", database=config.airflow_database), connect_timeout=CONNECT_TIMEOUT
         ) as conn:
             return dict(
                 conn.execute(
@@ -504,7 +506,7 @@ def _task_states(config: Settings, dag_id: str, run_id: str) -> dict[str, str | 
 def _logical_date_from_metadata(config: Settings, dag_id: str, run_id: str) -> dt.datetime | None:
     try:
         with psycopg.connect(
-            config.pg_dsn(database=config.airflow_database), connect_timeout=CONNECT_TIMEOUT
+            config.pg_dsn_as("airflow", database=config.airflow_database), connect_timeout=CONNECT_TIMEOUT
         ) as conn:
             row = conn.execute(
                 "select logical_date from dag_run where dag_id = %s and run_id = %s", (dag_id, run_id)

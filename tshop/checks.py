@@ -26,7 +26,7 @@ class WaitingSalesError(RuntimeError):
 def check_waiting_sales(config: Settings) -> None:
     """Raise WaitingSalesError when a line has waited in cdm.sales_rejected for more than a day (from the
     run that first set it aside to the last run that tried it); return quietly otherwise."""
-    with clients.postgres(config) as conn:
+    with clients.postgres(config, "transformer") as conn:
         if conn.execute("select to_regclass('cdm.sales_rejected') is null").fetchone()[0]:
             return
         waiting, oldest, missing_customer, missing_product = conn.execute(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import shlex
 import sys
+from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 
 from tshop.config import REPO_ROOT, settings
@@ -59,6 +61,30 @@ def services_status() -> None:
         typer.echo(str(status))
     if any(status.state not in ("running", "external") for status in statuses):
         raise typer.Exit(1)
+
+
+@app.command(
+    "setup-roles", epilog="Example: TSHOP_PG_DSN=postgresql://admin:...@db:5432/tshop tshop setup-roles"
+)
+def setup_roles() -> None:
+    """Create or update PostgreSQL's T-Shop roles and grants (CONTRACT.md section 10) as the superuser of
+    TSHOP_PG_DSN (`make services` does it for the local server; passwords go to the secrets file), Airflow's and
+    Superset's metadata databases with their owners, and, on an external ClickHouse with
+    TSHOP_CLICKHOUSE_WRITER_*/READER_* set, its writer and read-only logins."""
+    from tshop.services.clickhouse.access import ensure_clickhouse_users
+    from tshop.services.postgres import create_database_if_missing
+    from tshop.services.postgres_roles import ensure_roles
+
+    try:
+        config = settings()
+        ensure_roles(config)
+        create_database_if_missing(config, config.airflow_database, "airflow")
+        create_database_if_missing(config, config.superset_database, "superset")
+        clickhouse = ensure_clickhouse_users(config)
+    except (TShopError, psycopg.Error) as error:
+        _fail(error)
+    typer.echo(f"PostgreSQL roles ready on {config.pg_parts()['host']}; passwords in {config.secrets_file}")
+    typer.echo(clickhouse)
 
 
 @app.command("pipeline", epilog="Example: tshop pipeline --date 2024-03-05 --generate")
@@ -157,6 +183,52 @@ def load_events(
         _fail(error)
     for line in report.lines():
         typer.echo(line)
+
+
+@app.command(
+    "forget-customer",
+    epilog="Examples: tshop forget-customer 17 42; tshop forget-customer --from-file ids.txt --run-id manual__1",
+)
+def forget_customer(
+    customer_ids: Annotated[list[int] | None, typer.Argument(help="The customers to erase.")] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(help="A file of customer ids, one a line (blank lines and # comments skipped)."),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="The run recorded in sl.erasure_log; default manual__<UTC time>.")
+    ] = None,
+    clickhouse_update: Annotated[
+        str,
+        typer.Option(
+            help="How ClickHouse rows are rewritten: lightweight (UPDATE) or mutation (ALTER ... UPDATE)."
+        ),
+    ] = "lightweight",
+) -> None:
+    """Erase customers' personal data (names become `erased`, birth date null) in RAW, every DDS version, the
+    CDM marts, ClickHouse and the landing zone's customer files, keeping every sale and dashboard number;
+    recorded in sl.erasure_log (CONTRACT.md section 10). Exit 0 when everything is erased (customers erased
+    before are reported, not changed); 1 on an unknown id (nothing changed) or when a step is left (a re-run
+    completes it)."""
+    from tshop.erasure import forget_customers
+
+    ids = list(customer_ids or [])
+    try:
+        if from_file is not None:
+            for number, line in enumerate(from_file.read_text().splitlines(), start=1):
+                text = line.split("#", 1)[0].strip()
+                if text:
+                    try:
+                        ids.append(int(text))
+                    except ValueError:
+                        raise TShopError(f"{from_file}:{number}: {text!r} is not a customer id") from None
+        report = forget_customers(settings(), ids, run_id, clickhouse_update)
+    except (TShopError, OSError) as error:
+        _fail(error)
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command(
@@ -279,6 +351,8 @@ def env() -> None:
         config = settings()
         typer.echo(f"export TSHOP_PG_DSN={shlex.quote(config.pg_dsn())}")
         typer.echo(f"export TSHOP_CLICKHOUSE_URL={shlex.quote(config.clickhouse_url)}")
+        for name, value in config.connection_env().items():
+            typer.echo(f"export {name}={shlex.quote(value)}")
     except TShopError as error:
         _fail(error)
 

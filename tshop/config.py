@@ -8,13 +8,20 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_PG_DSN | (unset) | `postgresql://` URL of an external PostgreSQL; when set, no local PostgreSQL starts |
 | TSHOP_PG_HOST | 127.0.0.1 | address the local PostgreSQL listens on |
 | TSHOP_PG_PORT | 15432 | port of the local PostgreSQL |
-| TSHOP_PG_USER | tshop | database role of the local PostgreSQL (its superuser) |
+| TSHOP_PG_USER | tshop | database role of the local PostgreSQL (its superuser): setup only |
+| TSHOP_PG_LOADER_USER | tshop_loader | the role that writes RAW and the landing tables (the generator, `tshop ingest`) |
+| TSHOP_PG_TRANSFORMER_USER | tshop_transformer | the role dbt and the pipeline's books run as (reads RAW, writes DDS, CDM, SL) |
+| TSHOP_PG_READER_USER | tshop_reader | the role that reads CDM only (ClickHouse's `postgresql()` reads, the reports) |
+| TSHOP_PG_AIRFLOW_USER | tshop_airflow | owner of Airflow's metadata database |
+| TSHOP_PG_SUPERSET_USER | tshop_superset | owner of Superset's metadata database |
 | TSHOP_PG_DATABASE | tshop | the warehouse database |
 | TSHOP_PG_OS_USER | tshop | system user that runs the local PostgreSQL when T-Shop runs as root |
 | TSHOP_CLICKHOUSE_URL | (unset) | `http://` URL of an external ClickHouse HTTP interface; when set, no local one starts |
 | TSHOP_CLICKHOUSE_HOST | 127.0.0.1 | address the local ClickHouse endpoint listens on |
 | TSHOP_CLICKHOUSE_PORT | 8123 | port of the local ClickHouse endpoint |
-| TSHOP_CLICKHOUSE_USER | default | ClickHouse user of the local endpoint |
+| TSHOP_CLICKHOUSE_USER | default | ClickHouse user of the local endpoint (its admin) |
+| TSHOP_CLICKHOUSE_WRITER_USER | tshop_writer | the ClickHouse login that writes `cdm` and `events` (dbt, loaders); no access management |
+| TSHOP_CLICKHOUSE_READER_USER | tshop_reader | the read-only ClickHouse login Superset reads `cdm` and `events` with (tshop/services/clickhouse/access.py) |
 | TSHOP_AIRFLOW_PORT | 8080 | port of the Airflow web app (api-server) started by `make demo` |
 | TSHOP_AIRFLOW_USER | admin | the Airflow admin login; its password is generated per install |
 | TSHOP_AIRFLOW_DATABASE | airflow | Airflow's metadata database, on the same PostgreSQL server |
@@ -22,6 +29,7 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 | TSHOP_AIRFLOW_TRIGGERER_LOG_SERVER_PORT | 8794 | port of an Airflow triggerer's log server (T-Shop starts no triggerer) |
 | TSHOP_SUPERSET_PORT | 8088 | port of the Superset web app started by `make demo` |
 | TSHOP_SUPERSET_USER | admin | the Superset admin login; its password is generated per install |
+| TSHOP_SUPERSET_VIEWER_USER | viewer | a Superset login with the `T-Shop viewer` role: the dashboards and nothing else; its password is generated per install |
 | TSHOP_SUPERSET_DATABASE | superset | Superset's metadata database, on the same PostgreSQL server |
 | TSHOP_PIPELINE_GENERATE | true | the DAG's `generate` default: simulate each business day before building (`false` where the generator runs elsewhere, as in Docker Compose) |
 | TSHOP_RETRIES | 2 | retries of each pipeline task (with exponential backoff from 30 s) |
@@ -36,7 +44,11 @@ Everything else reads `settings()`; nothing else reads `os.environ` for T-Shop s
 
 Passwords are never defaults in the repository: the local services generate one per install on first
 start and keep it in `<state>/secrets.env` (mode 0600). `TSHOP_PG_PASSWORD` and `TSHOP_CLICKHOUSE_PASSWORD`
-override them; the external URLs carry their own.
+override them; the external URLs carry their own. Each PostgreSQL role of `PG_ROLES` has its own,
+`TSHOP_PG_<ROLE>_PASSWORD` (made by `tshop setup-roles`, which `make services` runs); a part connects as
+its role when that password is known (the environment or the secrets file), else as the DSN's own user, as
+on an external server nobody set the roles up on. The ClickHouse writer and reader and the Superset viewer have
+theirs too (`TSHOP_CLICKHOUSE_WRITER_PASSWORD`, `TSHOP_CLICKHOUSE_READER_PASSWORD`, `TSHOP_SUPERSET_VIEWER_PASSWORD`).
 """
 
 from __future__ import annotations
@@ -46,7 +58,7 @@ import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from tshop.errors import TShopError
 
@@ -59,9 +71,16 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_PG_USER": "tshop",
     "TSHOP_PG_DATABASE": "tshop",
     "TSHOP_PG_OS_USER": "tshop",
+    "TSHOP_PG_LOADER_USER": "tshop_loader",
+    "TSHOP_PG_TRANSFORMER_USER": "tshop_transformer",
+    "TSHOP_PG_READER_USER": "tshop_reader",
+    "TSHOP_PG_AIRFLOW_USER": "tshop_airflow",
+    "TSHOP_PG_SUPERSET_USER": "tshop_superset",
     "TSHOP_CLICKHOUSE_HOST": "127.0.0.1",
     "TSHOP_CLICKHOUSE_PORT": "8123",
     "TSHOP_CLICKHOUSE_USER": "default",
+    "TSHOP_CLICKHOUSE_WRITER_USER": "tshop_writer",
+    "TSHOP_CLICKHOUSE_READER_USER": "tshop_reader",
     "TSHOP_AIRFLOW_PORT": "8080",
     "TSHOP_AIRFLOW_USER": "admin",
     "TSHOP_AIRFLOW_DATABASE": "airflow",
@@ -69,6 +88,7 @@ DEFAULTS: dict[str, str] = {
     "TSHOP_AIRFLOW_TRIGGERER_LOG_SERVER_PORT": "8794",
     "TSHOP_SUPERSET_PORT": "8088",
     "TSHOP_SUPERSET_USER": "admin",
+    "TSHOP_SUPERSET_VIEWER_USER": "viewer",
     "TSHOP_SUPERSET_DATABASE": "superset",
     "TSHOP_PIPELINE_GENERATE": "true",
     # where the pipeline's generator writes the simulated days: `raw` (binary COPY into RAW) or `landing`
@@ -85,6 +105,11 @@ DEFAULTS: dict[str, str] = {
     # server by the standard AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION
     # TSHOP_ALERT_WEBHOOK: no default (unset: no webhook)
 }
+
+
+# The PostgreSQL roles (CONTRACT.md section 10) each part connects as; `admin` is TSHOP_PG_USER, the superuser,
+# for setup only. tshop/services/postgres_roles.py creates them and grants what each may do.
+PG_ROLES = ("loader", "transformer", "reader", "airflow", "superset")
 
 
 class ConfigError(TShopError, ValueError):
@@ -176,6 +201,45 @@ class Settings:
             f"@{self.pg_host}:{self.pg_port}/{database or self.pg_database}"
         )
 
+    def pg_role_user(self, role: str) -> str:
+        if role == "admin":
+            return self.pg_user
+        if role not in PG_ROLES:
+            raise ConfigError(f"no PostgreSQL role {role!r}; the roles are admin, {', '.join(PG_ROLES)}")
+        return self.get(f"TSHOP_PG_{role.upper()}_USER")
+
+    def pg_role_password(self, role: str) -> str | None:
+        """The role's password from the environment or the secrets file; None when the roles were never set
+        up here. Unlike `secret`, this never makes one: `tshop setup-roles` does, with the role itself."""
+        name = f"TSHOP_PG_{role.upper()}_PASSWORD"
+        return self.env.get(name) or read_env_file(self.secrets_file).get(name)
+
+    def pg_dsn_as(self, role: str, database: str | None = None) -> str:
+        """The URL of the warehouse (or another database of its server) logged in as one of `PG_ROLES`: the
+        server and database of `pg_dsn`, the role's login. Without the role's password, `pg_dsn` itself."""
+        dsn = self.pg_dsn(database)
+        if role == "admin":
+            return dsn
+        password = self.pg_role_password(role)
+        if password is None:
+            return dsn
+        parts = urlsplit(dsn)
+        address = parts.netloc.rpartition("@")[2]
+        login = f"{quote(self.pg_role_user(role), safe='')}:{quote(password, safe='')}"
+        return parts._replace(netloc=f"{login}@{address}").geturl()
+
+    def pg_parts(self, role: str = "admin", database: str | None = None) -> dict[str, str]:
+        """host, port, user, password, database of `pg_dsn_as(role)`, each decoded: what the dbt profiles read
+        as plain `env_var()`s (the URL is taken apart here, once)."""
+        parts = urlsplit(self.pg_dsn_as(role, database))
+        return {
+            "host": parts.hostname or "127.0.0.1",
+            "port": str(parts.port or 5432),
+            "user": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""),
+            "database": unquote(parts.path.lstrip("/").split("?")[0]),
+        }
+
     # -- ClickHouse ----------------------------------------------------------------------------
     @property
     def external_clickhouse_url(self) -> str | None:
@@ -207,6 +271,49 @@ class Settings:
             return self.external_clickhouse_url
         return (
             f"http://{quote(self.clickhouse_user, safe='')}:{quote(self.clickhouse_password, safe='')}"
+            f"@{self.clickhouse_host}:{self.clickhouse_port}"
+        )
+
+    @property
+    def clickhouse_writer_user(self) -> str:
+        return self.get("TSHOP_CLICKHOUSE_WRITER_USER")
+
+    @property
+    def clickhouse_writer_password(self) -> str:
+        return self.secret("TSHOP_CLICKHOUSE_WRITER_PASSWORD")
+
+    @property
+    def clickhouse_reader_user(self) -> str:
+        return self.get("TSHOP_CLICKHOUSE_READER_USER")
+
+    @property
+    def clickhouse_reader_password(self) -> str:
+        return self.secret("TSHOP_CLICKHOUSE_READER_PASSWORD")
+
+    def clickhouse_url_as(self, role: str) -> str:
+        """The ClickHouse URL with the login of `role`: `admin` (clickhouse_url), `writer` or `reader`.
+
+        Local endpoint: that login's user and generated password. External server (TSHOP_CLICKHOUSE_URL): its
+        URL with the user and password replaced only when both TSHOP_CLICKHOUSE_<ROLE>_USER and
+        TSHOP_CLICKHOUSE_<ROLE>_PASSWORD are set (the server's logins are not ours to invent), else the URL
+        unchanged."""
+        if role == "admin":
+            return self.clickhouse_url
+        if role not in ("writer", "reader"):
+            raise ConfigError(f"no ClickHouse login for the role {role!r}: admin, writer or reader")
+        prefix = f"TSHOP_CLICKHOUSE_{role.upper()}"
+        if self.external_clickhouse_url:
+            user, password = self.env.get(f"{prefix}_USER"), self.env.get(f"{prefix}_PASSWORD")
+            if not (user and password):
+                return self.external_clickhouse_url
+            parts = urlsplit(self.external_clickhouse_url)
+            address = parts.netloc.rsplit("@", 1)[-1]
+            login = f"{quote(user, safe='')}:{quote(password, safe='')}"
+            return parts._replace(netloc=f"{login}@{address}").geturl()
+        user = self.clickhouse_writer_user if role == "writer" else self.clickhouse_reader_user
+        password = self.clickhouse_writer_password if role == "writer" else self.clickhouse_reader_password
+        return (
+            f"http://{quote(user, safe='')}:{quote(password, safe='')}"
             f"@{self.clickhouse_host}:{self.clickhouse_port}"
         )
 
@@ -257,6 +364,14 @@ class Settings:
     @property
     def superset_password(self) -> str:
         return self.secret("TSHOP_SUPERSET_PASSWORD")
+
+    @property
+    def superset_viewer_user(self) -> str:
+        return self.get("TSHOP_SUPERSET_VIEWER_USER")
+
+    @property
+    def superset_viewer_password(self) -> str:
+        return self.secret("TSHOP_SUPERSET_VIEWER_PASSWORD")
 
     @property
     def superset_database(self) -> str:
@@ -370,10 +485,37 @@ class Settings:
             raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
         return value
 
+    def connection_env(self) -> dict[str, str]:
+        """The connection settings taken apart, once, for the dbt profiles' plain `env_var()`s: the warehouse's
+        address and each role's login (the DSN's own user where the roles were never set up)."""
+        address = self.pg_parts()
+        found = {
+            "TSHOP_PG_HOST": address["host"],
+            "TSHOP_PG_PORT": address["port"],
+            "TSHOP_PG_DATABASE": address["database"],
+        }
+        for role in ("loader", "transformer", "reader"):
+            login = self.pg_parts(role)
+            found[f"TSHOP_PG_{role.upper()}_USER"] = login["user"]
+            found[f"TSHOP_PG_{role.upper()}_PASSWORD"] = login["password"]
+        # ClickHouse: its address and the writer's and reader's logins (tshop/services/clickhouse/access.py)
+        for role in ("writer", "reader"):
+            parts = urlsplit(self.clickhouse_url_as(role))
+            found[f"TSHOP_CLICKHOUSE_{role.upper()}_USER"] = unquote(parts.username or "default")
+            found[f"TSHOP_CLICKHOUSE_{role.upper()}_PASSWORD"] = unquote(parts.password or "")
+        found["TSHOP_CLICKHOUSE_HOST"] = parts.hostname or "127.0.0.1"
+        found["TSHOP_CLICKHOUSE_PORT"] = str(parts.port or (8443 if parts.scheme == "https" else 8123))
+        found["TSHOP_CLICKHOUSE_SECURE"] = "true" if parts.scheme == "https" else "false"
+        # where ClickHouse's postgresql() reaches the same server (Docker Compose: by its service name)
+        found["TSHOP_CLICKHOUSE_PG_HOST"] = self.env.get("TSHOP_CLICKHOUSE_PG_HOST") or address["host"]
+        found["TSHOP_CLICKHOUSE_PG_PORT"] = self.env.get("TSHOP_CLICKHOUSE_PG_PORT") or address["port"]
+        return found
+
     def client_env(self) -> dict[str, str]:
         """The environment a client process (dbt, the generator, Airflow) needs to reach the services."""
         return {
             **self.env,
+            **self.connection_env(),
             "TSHOP_PG_DSN": self.pg_dsn(),
             "TSHOP_CLICKHOUSE_URL": self.clickhouse_url,
             # its default follows the state folder: a client with another working folder finds the same one

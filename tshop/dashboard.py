@@ -73,8 +73,9 @@ class DashboardError(TShopError):
 
 
 def clickhouse_uri(config: Settings) -> tuple[str, str]:
-    """(`clickhousedb://user@host:port/cdm`, password) of the ClickHouse this install's dashboard reads."""
-    parts = urlsplit(config.clickhouse_url)
+    """(`clickhousedb://user@host:port/cdm`, password) of the ClickHouse this install's dashboard reads: the
+    read-only login (tshop/services/clickhouse/access.py)."""
+    parts = urlsplit(config.clickhouse_url_as("reader"))
     user = unquote(parts.username or "default")
     port = parts.port or (8443 if parts.scheme == "https" else 8123)
     query = "?secure=true" if parts.scheme == "https" else ""
@@ -83,7 +84,7 @@ def clickhouse_uri(config: Settings) -> tuple[str, str]:
 
 
 def superset_env(config: Settings) -> dict[str, str]:
-    metadata = urlsplit(config.pg_dsn(database=config.superset_database))
+    metadata = urlsplit(config.pg_dsn_as("superset", database=config.superset_database))
     uri, password = clickhouse_uri(config)
     return {
         **config.client_env(),
@@ -96,6 +97,8 @@ def superset_env(config: Settings) -> dict[str, str]:
         "TSHOP_SUPERSET_DATABASE_URI": metadata._replace(scheme="postgresql+psycopg2").geturl(),
         "TSHOP_SUPERSET_USER": config.superset_user,
         "TSHOP_SUPERSET_PASSWORD": config.superset_password,
+        "TSHOP_SUPERSET_VIEWER_USER": config.superset_viewer_user,
+        "TSHOP_SUPERSET_VIEWER_PASSWORD": config.superset_viewer_password,
         "TSHOP_SUPERSET_CLICKHOUSE_URI": uri,
         "TSHOP_SUPERSET_CLICKHOUSE_PASSWORD": password,
         "SCARF_ANALYTICS": "false",
@@ -137,7 +140,7 @@ def ensure_superset(config: Settings) -> None:
     password to this install's generated one."""
     done = (
         str(config.superset_home),
-        config.pg_dsn(database=config.superset_database),
+        config.pg_dsn_as("superset", database=config.superset_database),
         config.superset_user,
         config.superset_password,
     )
@@ -145,10 +148,10 @@ def ensure_superset(config: Settings) -> None:
         return
     home = config.superset_home
     home.mkdir(parents=True, exist_ok=True)
-    create_database_if_missing(config, config.superset_database)
+    create_database_if_missing(config, config.superset_database, "superset")
 
     # once per Superset version and metadata database
-    metadata = quote(config.pg_dsn(database=config.superset_database), safe="")[-24:]
+    metadata = quote(config.pg_dsn_as("superset", database=config.superset_database), safe="")[-24:]
     stamp = home / f".initialised-{_superset_version()}-{metadata}"
     if not stamp.exists():
         superset(config, "db", "upgrade")
@@ -163,8 +166,12 @@ def import_dashboard(config: Settings, bundle: Path = BUNDLE) -> None:
     changes nothing.
 
     Afterwards each dashboard holds exactly the charts its file's position places: a chart the bundle
-    dropped is taken off it, and deleted unless another dashboard shows it (tshop.superset_cli)."""
+    dropped is taken off it, and deleted unless another dashboard shows it (tshop.superset_cli). The import also
+    sets up the `T-Shop viewer` role and its login (TSHOP_SUPERSET_VIEWER_USER)."""
+    from tshop.services.clickhouse.access import ensure_clickhouse_users
+
     ensure_superset(config)
+    ensure_clickhouse_users(config)  # an external server: its read-only login for Superset
     superset(config, "-m", "tshop.superset_cli", "import", str(bundle))
 
 

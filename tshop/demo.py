@@ -65,7 +65,7 @@ def last_loaded_day(config: Settings) -> dt.date | None:
 
         with LandingWriter(config.landing_url) as landing:
             return landing.last_day()
-    with psycopg.connect(config.pg_dsn()) as conn:
+    with psycopg.connect(config.pg_dsn_as("loader")) as conn:
         if not conn.execute("select to_regclass('raw.generated_day') is not null").fetchone()[0]:
             return None
         return conn.execute("select max(business_day) from raw.generated_day").fetchone()[0]
@@ -176,7 +176,8 @@ def addresses(config: Settings) -> str:
         f"  Airflow    http://127.0.0.1:{config.airflow_port}/dags/{DAG_ID}   "
         f"login {config.airflow_user} / {config.airflow_password}\n"
         f"  Superset   http://127.0.0.1:{config.superset_port}/superset/dashboard/{DASHBOARD_SLUG}/   "
-        f"login {config.superset_user} / {config.superset_password}\n"
+        f"login {config.superset_user} / {config.superset_password} "
+        f"(viewer: {config.superset_viewer_user} / {config.superset_viewer_password})\n"
         f"             http://127.0.0.1:{config.superset_port}/superset/dashboard/{CUSTOMERS_DASHBOARD_SLUG}/ "
         "(customers)\n"
         f"             http://127.0.0.1:{config.superset_port}/superset/dashboard/{FUNNEL_DASHBOARD_SLUG}/ "

@@ -113,9 +113,9 @@ class Difference:
 
 def differences(config: Settings) -> list[Difference]:
     found: list[Difference] = []
-    ch = clients.clickhouse(config)
+    ch = clients.clickhouse(config, "reader")
     try:
-        with clients.postgres(config) as pg:
+        with clients.postgres(config, "reader") as pg:
             for check, (pg_query, ch_query) in CHECKS.items():
                 in_postgres = {str(key): Decimal(value) for key, value in pg.execute(pg_query).fetchall()}
                 in_clickhouse = {str(key): Decimal(value) for key, value in ch.query(ch_query).result_rows}

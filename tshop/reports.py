@@ -381,7 +381,7 @@ def _write_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
 def _warehouse(config: Settings) -> Iterator[psycopg.Connection]:
     """An autocommit connection to the warehouse; its usual failures said in a sentence."""
     try:
-        with clients.postgres(config, autocommit=True, connect_timeout=10) as conn:
+        with clients.postgres(config, "reader", autocommit=True, connect_timeout=10) as conn:
             yield conn
     except psycopg.errors.UndefinedTable:
         raise ReportError(

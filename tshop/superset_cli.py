@@ -9,6 +9,8 @@ environment:
   the import runs as (it owns what it creates);
 - TSHOP_SUPERSET_CLICKHOUSE_URI: the `clickhousedb://user@host:port/cdm` this install reaches ClickHouse at;
 - TSHOP_SUPERSET_CLICKHOUSE_PASSWORD: its password.
+- TSHOP_SUPERSET_VIEWER_USER, TSHOP_SUPERSET_VIEWER_PASSWORD: the viewer, made (or its password set) by the
+  import with the `T-Shop viewer` role (VIEWER_ROLE): the dashboards and nothing else.
 
 The files never hold either: the database file keeps the compose address with Superset's password mask,
 and the import swaps in the real ones. The import tries them on ClickHouse first, so a wrong password stops
@@ -109,6 +111,90 @@ def ensure_admin() -> str:
         return f"admin {username} has this install's password"
 
 
+VIEWER_ROLE = "T-Shop viewer"
+# what a dashboard page itself calls besides reading dashboards and charts: its filters' state and permalinks,
+# the time-range and form-data helpers, the favourite star, the page and the activity log
+VIEWER_EXTRA_PERMISSIONS = {
+    ("can_write", "DashboardFilterStateRestApi"),
+    ("can_write", "DashboardPermalinkRestApi"),
+    ("can_time_range", "Api"),
+    ("can_query_form_data", "Api"),
+    ("can_query", "Api"),
+    ("can_dashboard", "Superset"),
+    ("can_dashboard_permalink", "Superset"),
+    ("can_explore_json", "Superset"),
+    ("can_log", "Superset"),
+    ("can_fave_dashboards", "Superset"),
+    ("can_favstar", "Superset"),
+    ("menu_access", "Dashboards"),
+}
+# what Gamma reads that a viewer does not: databases, datasets, saved and past queries, SQL Lab, Explore, reports
+VIEWER_HIDDEN_VIEWS = re.compile(
+    r"^(Database|Dataset|Datasource|SavedQuery|Query|SQLLab|SqlLab\w*|Explore\w*|ReportSchedule|Annotation\w*"
+    r"|CssTemplate|Tag|Log|AdvancedDataType|AvailableDomains|DynamicPlugin|Theme\w*)$"
+)
+
+
+def viewer_permissions(security_manager) -> list:
+    """The `T-Shop viewer` role's permissions: Gamma's (Superset's least role) that only read, less what reads
+    databases, datasets, queries or opens SQL Lab or Explore, plus the few a dashboard page calls; and access to
+    the dashboards' ClickHouse database (its datasets' data). No SQL Lab, no edit of anything, no lists of
+    databases or datasets."""
+    from superset import db
+    from superset.models.core import Database
+
+    read = security_manager.READ_ONLY_PERMISSION | security_manager.ACCESSIBLE_PERMS
+    kept = []
+    for pvm in _all_pvms(security_manager):
+        if not pvm.permission or not pvm.view_menu:
+            continue
+        pair = (pvm.permission.name, pvm.view_menu.name)
+        if pair in VIEWER_EXTRA_PERMISSIONS or (
+            security_manager._is_gamma_pvm(pvm)
+            and pvm.permission.name in read
+            and not VIEWER_HIDDEN_VIEWS.match(pvm.view_menu.name)
+        ):
+            kept.append(pvm)
+    for database in db.session.query(Database):
+        pvm = security_manager.find_permission_view_menu("database_access", database.perm)
+        if pvm is not None:
+            kept.append(pvm)
+    return kept
+
+
+def _all_pvms(security_manager) -> list:
+    from superset import db
+
+    return db.session.query(security_manager.permissionview_model).all()
+
+
+def ensure_viewer() -> str:
+    """The `T-Shop viewer` role (its permissions set anew), and the viewer login with it and this install's
+    generated password. Runs in an app context."""
+    from superset import db, security_manager
+
+    role = security_manager.add_role(VIEWER_ROLE)
+    role.permissions = viewer_permissions(security_manager)
+    db.session.commit()
+    username, password = (
+        os.environ["TSHOP_SUPERSET_VIEWER_USER"],
+        os.environ["TSHOP_SUPERSET_VIEWER_PASSWORD"],
+    )
+    if username == os.environ["TSHOP_SUPERSET_USER"]:
+        raise BundleError(f"the viewer cannot be the admin {username!r}: set TSHOP_SUPERSET_VIEWER_USER")
+    user = security_manager.find_user(username=username)
+    if user is None:
+        if not security_manager.add_user(
+            username, "T-Shop", "Viewer", f"{username}@tshop.invalid", role, password
+        ):
+            raise BundleError(f"Superset could not create the viewer {username!r}")
+        return f"created viewer {username} ({VIEWER_ROLE}: {len(role.permissions)} permissions)"
+    user.roles = [role]
+    security_manager.reset_password(user.id, password)
+    db.session.commit()
+    return f"viewer {username} has the role {VIEWER_ROLE} ({len(role.permissions)} permissions)"
+
+
 def read_bundle(bundle: Path) -> dict[str, str]:
     """The bundle's files as Superset's importer takes them: {relative path: text}."""
     files = {"metadata.yaml": (bundle / "metadata.yaml").read_text()}
@@ -197,6 +283,7 @@ def import_bundle(bundle: Path) -> None:
                 ) from None
         for config in dashboards.values():
             _drop_charts_not_in_position(config, linked_before[config["uuid"]])
+        print(ensure_viewer())
 
 
 def _position_charts(config: dict) -> dict[int, str]:

@@ -53,8 +53,9 @@ DATAGEN = str(REPO_ROOT / ".venvs" / "airflow" / "bin" / "tshop-datagen")
 EXECUTION_MODE = ExecutionMode(CONFIG.cosmos_execution_mode)
 TEST_BEHAVIOR = TestBehavior(CONFIG.cosmos_test_behavior)
 
-# The dbt processes inherit the services' addresses (TSHOP_PG_DSN, TSHOP_CLICKHOUSE_URL) from Airflow's
-# environment and records this run's id in sl.load_metadata.run_id.
+# The dbt processes inherit the services' addresses and their roles' logins (the parts `tshop env` prints,
+# TSHOP_CLICKHOUSE_URL) from Airflow's environment, never from the DAG (whose arguments Airflow shows), and
+# record this run's id in sl.load_metadata.run_id.
 DBT_OPERATOR_ARGS = {
     "install_deps": False,
     "append_env": True,

@@ -93,7 +93,8 @@ def test_raw_sets_when_and_by_which_transaction_each_row_was_written_whatever_th
 
 
 OLD_RAW = """
-create schema raw;
+-- every new database has the schema already, with its owner (tshop/services/postgres_roles.py)
+create schema if not exists raw;
 create table raw.customer (customer_id bigint primary key, first_name text not null
     constraint customer_first_name_not_blank check (btrim(first_name) <> ''), last_name text not null,
     birth_date date not null constraint customer_birth_date_in_the_past check (birth_date < updated_at),

@@ -113,11 +113,14 @@ class RenderedDashboard:
 
 @pytest.fixture
 def browse_dashboard(superset: Settings):
-    """browse_dashboard(slug, charts, screenshot): log in to Superset in Debian's Chromium, open the dashboard,
-    wait until its `charts` charts have drawn (a canvas or svg, a number, a table cell or a template) and save a
-    full-page screenshot `screenshot` in .state/test/artifacts."""
+    """browse_dashboard(slug, charts, screenshot, login=None): log in to Superset in Debian's Chromium (as the
+    admin, or as `login`, a (user, password)), open the dashboard, wait until its `charts` charts have drawn (a
+    canvas or svg, a number, a table cell or a template) and save a full-page screenshot `screenshot` in
+    .state/test/artifacts."""
 
-    def browse(slug: str, charts: int, screenshot: str) -> RenderedDashboard:
+    def browse(
+        slug: str, charts: int, screenshot: str, login: tuple[str, str] | None = None
+    ) -> RenderedDashboard:
         from pathlib import Path
 
         from playwright.sync_api import sync_playwright
@@ -130,8 +133,9 @@ def browse_dashboard(superset: Settings):
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1200})
             page.goto(f"{base_url}/login/")
-            page.fill("#username", superset.superset_user)
-            page.fill("#password", superset.superset_password)
+            user, password = login or (superset.superset_user, superset.superset_password)
+            page.fill("#username", user)
+            page.fill("#password", password)
             page.keyboard.press("Enter")
             page.wait_for_url("**/superset/welcome/**")
 

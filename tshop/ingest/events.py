@@ -223,7 +223,10 @@ class _books:
         try:
             self.zone = LandingZone.open(self.config)
             self.conn = psycopg.connect(
-                self.config.pg_dsn(), autocommit=True, application_name=APPLICATION_NAME, connect_timeout=10
+                self.config.pg_dsn_as("loader"),
+                autocommit=True,
+                application_name=APPLICATION_NAME,
+                connect_timeout=10,
             )
         except psycopg.Error as error:
             raise IngestError(f"the events' load cannot connect to PostgreSQL: {error}") from None
@@ -233,7 +236,7 @@ class _books:
             take_turn(self.conn, LOCK_KEY)
             with self.conn.transaction():
                 self.conn.execute(LANDING_FILE_DDL.read_text())
-            self.client = clients.clickhouse(self.config)
+            self.client = clients.clickhouse(self.config, "writer")
             self.client.command("create database if not exists events")
             self.client.command(PENDING_FILE_DDL.read_text())
         except Exception as error:

@@ -2,7 +2,7 @@
 -- a file: a (file_path, checksum) recorded here is never ingested again; a changed file at the same path is.
 -- Written in the same transaction as the file's rows in RAW, so a file is either recorded and merged or
 -- neither. Run by `tshop ingest` before every ingest: idempotent.
-create schema if not exists sl;
+do $$ begin if to_regnamespace('sl') is null then create schema sl; end if; end $$;
 
 create table if not exists sl.landing_file (
     file_path text not null, -- relative to the landing URL: incoming/<table>/...

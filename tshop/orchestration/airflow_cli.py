@@ -45,7 +45,7 @@ def loopback_hostname() -> str:
 
 
 def _sqlalchemy_url(config: Settings) -> str:
-    parts = urlsplit(config.pg_dsn(database=config.airflow_database))
+    parts = urlsplit(config.pg_dsn_as("airflow", database=config.airflow_database))
     return parts._replace(scheme="postgresql+psycopg2").geturl()
 
 
@@ -129,10 +129,10 @@ def ensure_airflow(config: Settings) -> None:
     passwords.write_text(json.dumps({config.airflow_user: config.airflow_password}))
     passwords.chmod(0o600)
 
-    create_database_if_missing(config, config.airflow_database)
+    create_database_if_missing(config, config.airflow_database, "airflow")
 
     # one stamp per Airflow version and metadata database: warehouses on one server share Airflow's records
-    metadata = quote(config.pg_dsn(database=config.airflow_database), safe="")[-24:]
+    metadata = quote(config.pg_dsn_as("airflow", database=config.airflow_database), safe="")[-24:]
     stamp = home / f".migrated-{version('apache-airflow')}-{metadata}"
     if not stamp.exists():
         airflow(config, "db", "migrate", capture=True)
@@ -143,7 +143,9 @@ def unpause_dag(config: Settings, dag_id: str = DAG_ID, timeout: float = 180) ->
     """Unpause a DAG once the DAG processor has registered it, so the scheduler runs it on its schedule;
     False when it was unpaused already."""
     deadline = time.monotonic() + timeout
-    with psycopg.connect(config.pg_dsn(database=config.airflow_database), autocommit=True) as conn:
+    with psycopg.connect(
+        config.pg_dsn_as("airflow", database=config.airflow_database), autocommit=True
+    ) as conn:
         while (
             paused := conn.execute(
                 "select is_paused from dag where dag_id = %s and not is_stale", (dag_id,)

@@ -103,7 +103,7 @@ class RunProgress:
         while not self._stop.is_set():
             try:
                 conn = conn or psycopg.connect(
-                    self.config.pg_dsn(database=self.config.airflow_database),
+                    self.config.pg_dsn_as("airflow", database=self.config.airflow_database),
                     autocommit=True,
                     connect_timeout=5,
                 )

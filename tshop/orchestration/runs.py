@@ -122,7 +122,9 @@ def run_pipeline(
 def scheduler_runs_dag(config: Settings) -> bool:
     """Whether a live scheduler runs the DAG: it beat its heart lately and the DAG is unpaused."""
     try:
-        with psycopg.connect(config.pg_dsn(database=config.airflow_database), connect_timeout=10) as conn:
+        with psycopg.connect(
+            config.pg_dsn_as("airflow", database=config.airflow_database), connect_timeout=10
+        ) as conn:
             alive = conn.execute(
                 """select exists (select from job where job_type = 'SchedulerJob' and state = 'running'
                                   and latest_heartbeat > now() - %s)""",
@@ -235,7 +237,9 @@ def run_scheduled(
     like `run_pipeline` when it did not succeed."""
     refuse_unfinished_day(logical_date)
     deadline = time.monotonic() + 60
-    with psycopg.connect(config.pg_dsn(database=config.airflow_database), autocommit=True) as conn:
+    with psycopg.connect(
+        config.pg_dsn_as("airflow", database=config.airflow_database), autocommit=True
+    ) as conn:
         while (
             row := conn.execute(
                 "select run_id, state from dag_run where dag_id = %s and logical_date = %s::timestamptz",
@@ -262,7 +266,9 @@ def start_scheduled_run(config: Settings, logical_date: str, conf: dict, console
     one, triggered after deleting an ended one of the same logical date, as `airflow dags test` does (a
     cleared run would keep its old conf, and its watcher producers would skip themselves on their second
     try, leaving each node to build alone)."""
-    with psycopg.connect(config.pg_dsn(database=config.airflow_database), autocommit=True) as conn:
+    with psycopg.connect(
+        config.pg_dsn_as("airflow", database=config.airflow_database), autocommit=True
+    ) as conn:
         row = conn.execute(
             "select run_id, state from dag_run where dag_id = %s and logical_date = %s::timestamptz",
             (DAG_ID, logical_date),
@@ -293,7 +299,9 @@ def wait_for_run(
     deadline = time.monotonic() + timeout if timeout else None
     queued_since = time.monotonic()
     with (
-        psycopg.connect(config.pg_dsn(database=config.airflow_database), autocommit=True) as conn,
+        psycopg.connect(
+            config.pg_dsn_as("airflow", database=config.airflow_database), autocommit=True
+        ) as conn,
         RunProgress(config, lambda _conn: run_id, console),
     ):
         while True:
@@ -484,7 +492,9 @@ def settle_run(
     is `failed` there too. The run is `run_id`, or the one `airflow dags test` made at `logical_date` since
     `started` (it replaces an earlier run of the same logical date: only a run it made now counts)."""
     try:
-        conn = psycopg.connect(config.pg_dsn(database=config.airflow_database), connect_timeout=10)
+        conn = psycopg.connect(
+            config.pg_dsn_as("airflow", database=config.airflow_database), connect_timeout=10
+        )
     except psycopg.OperationalError as error:
         address = urlsplit(config.pg_dsn()).netloc.rpartition("@")[2]
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

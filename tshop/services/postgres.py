@@ -27,6 +27,7 @@ from tshop.services._process import (
     port_is_free,
     wait_until,
 )
+from tshop.services.postgres_roles import ensure_metadata_owner, ensure_roles
 
 NAME = "postgresql"
 
@@ -107,6 +108,7 @@ class LocalPostgres:
         current = self.status()
         if current.state == "running":
             self._ensure_database()
+            ensure_roles(self.config)
             return current
         if current.state == "crashed":
             self._wait_for_orphans()
@@ -139,6 +141,7 @@ class LocalPostgres:
                 f"last lines of {self.log_file}:\n{_tail(self.log_file)}"
             )
         self._ensure_database()
+        ensure_roles(self.config)
         return self.status()
 
     def stop(self) -> ServiceStatus:
@@ -296,11 +299,13 @@ class LocalPostgres:
                 time.sleep(0.3)
 
 
-def create_database_if_missing(config: Settings, name: str) -> None:
-    """A database of its own on the warehouse's server (Airflow's and Superset's metadata live there)."""
+def create_database_if_missing(config: Settings, name: str, owner_role: str) -> None:
+    """A database of its own on the warehouse's server (Airflow's and Superset's metadata live there), owned
+    by its role (`airflow`, `superset`) with everything in it, when the roles are set up."""
     with psycopg.connect(config.pg_dsn(database="postgres"), autocommit=True) as conn:
         if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    ensure_metadata_owner(config, owner_role)
 
 
 def _redact(dsn: str | None) -> str:

@@ -8,7 +8,7 @@
     {%- endif -%}
     {%- set query -%}
         select toString(max_updated_at)
-        from {{ postgresql_table('sl', 'load_metadata') }}
+        from {{ postgresql_table('sl', 'load_metadata', role='transformer') }}
         where table_name = '{{ clickhouse_watermark_name() }}'
     {%- endset -%}
     {%- set rows = run_query(query).rows -%}

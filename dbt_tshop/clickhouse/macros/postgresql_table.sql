@@ -1,17 +1,14 @@
-{# ClickHouse's postgresql() table function on a PostgreSQL table of the warehouse. The server ClickHouse
-   connects to is TSHOP_CLICKHOUSE_PG_DSN when ClickHouse reaches PostgreSQL by another address than dbt
-   does (Docker Compose), else TSHOP_PG_DSN; the credentials come from the environment at run time and
-   never from a file in git. A password with URL-escaped characters (%xx) is not decoded. #}
-{% macro postgresql_table(schema_name, table_name) %}
-    {%- set dsn = env_var('TSHOP_CLICKHOUSE_PG_DSN', env_var('TSHOP_PG_DSN', '')) -%}
-    {%- if not dsn -%}
-        {{ exceptions.raise_compiler_error("Set TSHOP_PG_DSN (postgresql://user:password@host:port/database): ClickHouse reads the mart from PostgreSQL.") }}
+{# ClickHouse's postgresql() table function on a PostgreSQL table of the warehouse, logged in as `role`:
+   `reader` (CDM only: the marts ClickHouse copies) or `transformer` (the ClickHouse watermark in
+   sl.load_metadata). The server is TSHOP_CLICKHOUSE_PG_HOST:PORT (how ClickHouse reaches PostgreSQL, which
+   under Docker Compose is not how dbt does), the database TSHOP_PG_DATABASE; the parts and logins come from
+   the environment at run time (`tshop env`, tshop/config.py `connection_env`), never from a file in git. #}
+{% macro postgresql_table(schema_name, table_name, role='reader') %}
+    {%- set prefix = 'TSHOP_PG_' ~ role | upper -%}
+    {%- set user = env_var(prefix ~ '_USER', '') -%}
+    {%- if not user -%}
+        {{ exceptions.raise_compiler_error("Set " ~ prefix ~ "_USER and the other parts `tshop env` prints: ClickHouse reads the mart from PostgreSQL.") }}
     {%- endif -%}
-    {%- set rest = dsn.split('://', 1)[1] -%}
-    {%- set credentials, location = rest.rsplit('@', 1) if '@' in rest else ('', rest) -%}
-    {%- set address = location.split('/')[0] -%}
-    {%- set database = location.split('/')[1].split('?')[0] -%}
-    {%- set user = credentials.split(':', 1)[0] -%}
-    {%- set password = (credentials ~ ':').split(':')[1] -%}
-    postgresql('{{ address if ":" in address else address ~ ":5432" }}', '{{ database }}', '{{ table_name }}', '{{ user }}', '{{ password }}', '{{ schema_name }}')
+    {%- set address = env_var('TSHOP_CLICKHOUSE_PG_HOST', env_var('TSHOP_PG_HOST', '127.0.0.1')) ~ ':' ~ env_var('TSHOP_CLICKHOUSE_PG_PORT', env_var('TSHOP_PG_PORT', '5432')) -%}
+    postgresql('{{ address }}', '{{ env_var("TSHOP_PG_DATABASE", "tshop") }}', '{{ table_name }}', '{{ user }}', '{{ env_var(prefix ~ "_PASSWORD", "") | replace("\\", "\\\\") | replace("\'", "\\\'") }}', '{{ schema_name }}')
 {%- endmacro %}

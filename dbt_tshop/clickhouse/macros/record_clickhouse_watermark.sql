@@ -5,7 +5,7 @@
    sl.load_metadata still holds the watermark this run started from. #}
 {% macro record_clickhouse_watermark() %}
     {%- set watermark = clickhouse_watermark() %}
-    insert into function {{ postgresql_table('sl', 'load_metadata') }}
+    insert into function {{ postgresql_table('sl', 'load_metadata', role='transformer') }}
         (table_name, max_updated_at, rows_loaded, loaded_at, run_id)
     select
         '{{ clickhouse_watermark_name() }}',

@@ -45,8 +45,8 @@ def test_exit_1_when_postgresql_is_down_or_the_password_is_wrong(config, landing
     result = run_cli({**config.env, "TSHOP_PG_DSN": down})
     assert result.returncode == 1
     assert result.stderr.startswith("error: ingest cannot connect to PostgreSQL")
-    wrong = url._replace(netloc=f"{url.username}:wrong@{url.hostname}:{url.port}").geturl()
-    result = run_cli({**config.env, "TSHOP_PG_DSN": wrong})
+    # the ingest logs in as the loader (CONTRACT.md section 10)
+    result = run_cli({**config.env, "TSHOP_PG_LOADER_PASSWORD": "wrong"})
     assert result.returncode == 1
     assert "password authentication failed" in result.stderr
     assert "Traceback" not in result.stderr

@@ -126,14 +126,24 @@ def test_make_services_twice_then_make_env_works_with_psql_and_psycopg(isolated_
     exported = run_make("env", isolated_env)
     assert exported.returncode == 0, exported.stderr
     lines = exported.stdout.strip().splitlines()
-    assert [line.split("=", 1)[0] for line in lines] == ["export TSHOP_PG_DSN", "export TSHOP_CLICKHOUSE_URL"]
+    names = [line.split("=", 1)[0].removeprefix("export ") for line in lines]
+    assert names[:2] == ["TSHOP_PG_DSN", "TSHOP_CLICKHOUSE_URL"]
+    # the parts the dbt profiles read as plain env_var()s, each role's login among them
+    for role in ("LOADER", "TRANSFORMER", "READER"):
+        assert {f"TSHOP_PG_{role}_USER", f"TSHOP_PG_{role}_PASSWORD"} <= set(names)
+    assert {"TSHOP_PG_HOST", "TSHOP_PG_PORT", "TSHOP_PG_DATABASE", "TSHOP_CLICKHOUSE_WRITER_PASSWORD"} <= set(
+        names
+    )
 
-    # the printed lines are shell: eval them exactly as a user would, then use psql
+    # the printed lines are shell: eval them exactly as a user would, then use psql, as the superuser and as
+    # the transformer dbt runs as, from the parts
     psql = subprocess.run(
         [
             "bash",
             "-c",
-            f'eval "$1"; "{binary("psql")}" "$TSHOP_PG_DSN" -tAc "select 40 + 2"',
+            f'eval "$1"; "{binary("psql")}" "$TSHOP_PG_DSN" -tAc "select 40 + 2" && '
+            f'PGPASSWORD="$TSHOP_PG_TRANSFORMER_PASSWORD" "{binary("psql")}" -h "$TSHOP_PG_HOST" -p "$TSHOP_PG_PORT" '
+            '-U "$TSHOP_PG_TRANSFORMER_USER" -d "$TSHOP_PG_DATABASE" -tAc "select current_user"',
             "_",
             exported.stdout,
         ],
@@ -142,7 +152,7 @@ def test_make_services_twice_then_make_env_works_with_psql_and_psycopg(isolated_
         text=True,
     )
     assert psql.returncode == 0, psql.stderr
-    assert psql.stdout.strip() == "42"
+    assert psql.stdout.split() == ["42", "tshop_transformer"]
 
     dsn = subprocess.run(
         ["bash", "-c", 'eval "$1"; printf %s "$TSHOP_PG_DSN"', "_", exported.stdout],

@@ -140,8 +140,9 @@ class Engine:
                         connection.close()
 
     @contextmanager
-    def session(self, session_id: str, timeout: float, check: bool) -> Iterator[Session]:
-        """The session, locked for the request (ClickHouse refuses concurrent use)."""
+    def session(self, session_id: str, timeout: float, check: bool, prepare=None) -> Iterator[Session]:
+        """The session, locked for the request (ClickHouse refuses concurrent use); a new one's connection
+        is first given to `prepare(connection)` (its login's database and settings profile)."""
         self._expire_sessions()
         with self._sessions_lock:
             session = self._sessions.get(session_id)
@@ -150,7 +151,14 @@ class Engine:
                     raise QueryError.of(
                         SESSION_NOT_FOUND, "SESSION_NOT_FOUND", f"Session {session_id} not found"
                     )
-                session = self._sessions[session_id] = Session(chdb.connect(self.path), timeout)
+                connection = chdb.connect(self.path)
+                try:
+                    if prepare is not None:
+                        prepare(connection)
+                except BaseException:
+                    connection.close()
+                    raise
+                session = self._sessions[session_id] = Session(connection, timeout)
             session.timeout = timeout
             if not session.lock.acquire(blocking=False):
                 raise QueryError.of(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-import hmac
 import json
 import logging
 import socket
@@ -30,6 +29,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import lz4.frame
 
+from tshop.services.clickhouse import access
+from tshop.services.clickhouse.access import AccessError, Login
 from tshop.services.clickhouse.body import RawBody, RequestBody, content_length
 from tshop.services.clickhouse.engine import Engine, QueryError, Result, Session
 from tshop.services.clickhouse.sql import (
@@ -281,9 +282,12 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             raw = self._raw_body()
             if self._serve_page(request, raw):
                 return
-            self._authenticate(request)
+            login = self._authenticate(request)
             encoding = self.headers.get("Content-Encoding", "").strip().lower() or None
-            result, response_format = self._execute(request, RequestBody(raw, encoding), query_id)
+            result, response_format = self._execute(request, RequestBody(raw, encoding), query_id, login)
+        except AccessError as error:
+            self._refuse(QueryError.of(error.code, error.name, error.message), headers, raw)
+            return
         except QueryError as error:
             self._refuse(error, headers, raw)
             return
@@ -344,18 +348,10 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             headers["Content-Encoding"] = encoding
         self._send(200, data, headers)
 
-    def _authenticate(self, request: Request) -> None:
+    def _authenticate(self, request: Request) -> Login:
+        """The login of the request's credentials (tshop.services.clickhouse.access), or code 516."""
         user, password = request.credentials()
-        expected_user, expected_password = self.server.credentials
-        if not (
-            hmac.compare_digest(user.encode(errors="replace"), expected_user.encode())
-            and hmac.compare_digest(password.encode(errors="replace"), expected_password.encode())
-        ):
-            raise QueryError.of(
-                AUTHENTICATION_FAILED,
-                "AUTHENTICATION_FAILED",
-                f"{user}: Authentication failed: password is incorrect, or there is no user with such name",
-            )
+        return access.authenticate(self.server.logins, user, password)
 
     def _response_encoding(self, request: Request) -> str | None:
         if request.params.get("enable_http_compression", "0").lower() not in ("1", "true"):
@@ -366,7 +362,9 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 return name
         return None
 
-    def _execute(self, request: Request, body: RequestBody, query_id: str) -> tuple[Result, str | None]:
+    def _execute(
+        self, request: Request, body: RequestBody, query_id: str, login: Login
+    ) -> tuple[Result, str | None]:
         """Run the request's statement: its result and the format of its result set (None: it has none)."""
         infile: Path | None = None
         try:
@@ -375,6 +373,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             statement = first_keyword(query)
             if self.command == "GET" and statement not in READ_ONLY_STATEMENTS:
                 raise QueryError.of(164, "READONLY", "Cannot execute query in readonly mode")
+            self._check_access(login, request, query, statement)
             default_format = request.params.get("default_format") or "TabSeparated"
             response_format = None
             if statement not in NO_RESULT_STATEMENTS:
@@ -382,13 +381,15 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             session_id = request.params.get("session_id")
             if session_id:
                 with self.server.engine.session(
-                    session_id,
+                    # a session belongs to the login that opened it: another login naming it gets its own
+                    f"{login.name}\0{session_id}",
                     request.session_timeout(),
                     request.params.get("session_check", "0") in ("1", "true"),
+                    prepare=lambda connection: self._configure(connection, login, None, {}),
                 ) as session:
-                    result = self._run_in_session(session, request, query, statement, default_format)
+                    result = self._run_in_session(session, request, query, statement, default_format, login)
             else:
-                result = self._run_pooled(request, query, statement, default_format)
+                result = self._run_pooled(request, query, statement, default_format, login)
             if response_format is None and result.data:
                 response_format = default_format  # a statement that answered after all (a verbose ALTER)
             return result, response_format
@@ -449,28 +450,58 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             raise
         return infile
 
-    def _configure(self, connection, request: Request, settings: dict[str, str]) -> None:
+    def _check_access(self, login: Login, request: Request, query: str, statement: str) -> None:
+        """Refuse what the login may not do (access.py): the admin is not checked; another login's statement
+        is parsed by ClickHouse's own parser (EXPLAIN AST, with the query's parameters) on a connection
+        of the endpoint's own, and its tables, functions and kind held against the login's grants."""
+        if login.role == "admin":
+            return
+        access.check_first_word(login, statement)
+        database = request.params.get("database") or login.default_database
+        if database:
+            access.check_database(login, database)
+        access.check_settings(login, request.settings())
         engine = self.server.engine
-        if request.params.get("database"):
-            engine.run(connection, f"USE {_quoted_name(request.params['database'])}", "TSV")
+        with engine.pooled(("\0access",), _prepare_parser) as handle:
+            tree = engine.run(handle.connection, "EXPLAIN AST " + query, "TSV", request.query_parameters())
+        access.check_statement(login, bytes(tree.data).decode("utf-8", "replace"), database)
+
+    def _configure(self, connection, login: Login, database: str | None, settings: dict[str, str]) -> None:
+        """The login's default database unless the request names one, the request's settings, then the
+        login's settings profile (which chDB then keeps: `readonly` cannot be lowered)."""
+        engine = self.server.engine
+        database = database or login.default_database
+        if database:
+            engine.run(connection, f"USE {_quoted_name(database)}", "TSV")
         for name, value in settings.items():
             engine.run(connection, f"SET {_identifier(name)} = {_literal(value)}", "TSV")
+        for name, value in login.profile.items():
+            engine.run(connection, f"SET {_identifier(name)} = {_literal(value)}", "TSV")
 
-    def _run_pooled(self, request: Request, query: str, statement: str, default_format: str) -> Result:
-        """Outside a session: a connection already configured with this request's database and settings
-        when one is idle, else a new one; one whose state the query changes is not reused. Query
-        parameters go with the query, never onto the connection."""
-        settings = request.settings()
+    def _run_pooled(
+        self, request: Request, query: str, statement: str, default_format: str, login: Login
+    ) -> Result:
+        """Outside a session: a connection of this login already configured with this request's database
+        and settings when one is idle, else a new one; one whose state the query changes is not reused.
+        Query parameters go with the query, never onto the connection."""
+        settings = access.check_settings(login, request.settings())
         parameters = request.query_parameters()
-        key = (request.params.get("database", ""), tuple(sorted(settings.items())))
+        database = request.params.get("database", "")
+        key = (login.name, database, tuple(sorted(settings.items())))
         with self.server.engine.pooled(
-            key, lambda connection: self._configure(connection, request, settings)
+            key, lambda connection: self._configure(connection, login, database, settings)
         ) as handle:
             handle.dirty = statement in STATE_CHANGING_STATEMENTS
             return self.server.engine.run(handle.connection, query, default_format, parameters)
 
     def _run_in_session(
-        self, session: Session, request: Request, query: str, statement: str, default_format: str
+        self,
+        session: Session,
+        request: Request,
+        query: str,
+        statement: str,
+        default_format: str,
+        login: Login,
     ) -> Result:
         """In a session: the URL's database, settings and parameters are for this query only, and what
         the session SET itself stays."""
@@ -484,10 +515,14 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 session.parameters[name] = bytes(value).decode("utf-8", "replace")
             return result
         parameters = {**session.parameters, **request.query_parameters()}
-        settings = request.settings()
+        settings = access.check_settings(login, request.settings())
         restore = self._session_state(connection, request, settings, statement)
         try:
-            self._configure(connection, request, settings)
+            database = request.params.get("database")
+            if database:
+                engine.run(connection, f"USE {_quoted_name(database)}", "TSV")
+            for name, value in settings.items():
+                engine.run(connection, f"SET {_identifier(name)} = {_literal(value)}", "TSV")
             return engine.run(connection, query, default_format, parameters)
         finally:
             for undo in restore:
@@ -513,6 +548,11 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             database = bytes(engine.run(connection, "SELECT currentDatabase()", "RawBLOB").data)
             restore.append(f"USE {_quoted_name(database.decode('utf-8', 'surrogateescape'))}")
         return restore
+
+
+def _prepare_parser(connection) -> None:
+    """The connection that parses other logins' statements: as long a query as any request may send."""
+    connection.query(f"SET max_query_size = {MAX_QUERY_SIZE_CEILING}", "TSV")
 
 
 def _refuse_multi_statements(query: str) -> None:
@@ -563,11 +603,9 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(
-        self, address: tuple[str, int], engine: Engine, credentials: tuple[str, str], spool_dir: Path
-    ):
+    def __init__(self, address: tuple[str, int], engine: Engine, logins: dict[str, Login], spool_dir: Path):
         super().__init__(address, ClickHouseHandler)
         self.engine = engine
-        self.credentials = credentials
+        self.logins = logins
         self.spool_dir = spool_dir
         self.display_name = f"tshop-chdb@{socket.gethostname()}"

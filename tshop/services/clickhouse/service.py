@@ -86,6 +86,10 @@ class LocalClickHouse:
             **os.environ,
             "TSHOP_CLICKHOUSE_USER": self.config.clickhouse_user,
             "TSHOP_CLICKHOUSE_PASSWORD": self.config.clickhouse_password,
+            "TSHOP_CLICKHOUSE_WRITER_USER": self.config.clickhouse_writer_user,
+            "TSHOP_CLICKHOUSE_WRITER_PASSWORD": self.config.clickhouse_writer_password,
+            "TSHOP_CLICKHOUSE_READER_USER": self.config.clickhouse_reader_user,
+            "TSHOP_CLICKHOUSE_READER_PASSWORD": self.config.clickhouse_reader_password,
             "TZ": "UTC",
         }
         with open(self.log_file, "ab") as log:

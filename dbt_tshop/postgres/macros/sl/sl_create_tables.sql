@@ -1,7 +1,7 @@
 {# Creates the SL schema and its tables when missing (on-run-start), so the watermarks can be read by the
    first snapshot of a fresh warehouse. #}
 {% macro sl_create_tables() %}
-    create schema if not exists sl;
+    do $$ begin if to_regnamespace('sl') is null then create schema sl; end if; end $$;
 
     create table if not exists sl.load_metadata (
         table_name text primary key,
