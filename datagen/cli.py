@@ -126,13 +126,24 @@ def generate(
             "an average day of 5,000,000 customers.",
         ),
     ] = shop_events.BROWSING_SESSIONS_PER_BUYER,
+    encrypt_personal_data: Annotated[
+        bool,
+        typer.Option(
+            envvar="TSHOP_ENCRYPT_PERSONAL_DATA",
+            help="--to landing: write the customers' first_name, last_name and birth_date as AES-256-GCM "
+            "envelopes under the install's personal-data key (made in the secrets file on first use; "
+            "tshop/personal_data.py), which `tshop ingest` decrypts. Encrypted files are not "
+            "byte-deterministic for a seed (a fresh nonce per value). No effect with --to raw: RAW holds "
+            "plaintext.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate DAYS business days from START_DATE into RAW (one transaction per day) or the landing zone."""
     if through is not None and start_date is not None:
         _fail("--start-date and --through exclude each other: --through continues from the last loaded day.")
     if to is Target.landing and dsn is not None:
         _fail("--dsn is the database of --to raw; --to landing writes files to --landing-url.")
-    writer = _writer(to, dsn, landing_url)
+    writer = _writer(to, dsn, landing_url, encrypt_personal_data)
     simulation = ShopSimulation(
         writer,
         seed=seed,
@@ -192,23 +203,35 @@ def generate(
     )
 
 
-def _writer(to: Target, dsn: str | None, landing_url: str | None) -> ShopWriter | str:
-    """The DSN of --to raw, or the landing zone's writer; defaults from `tshop.config` (read lazily: only
-    when the option is not given)."""
+def _writer(to: Target, dsn: str | None, landing_url: str | None, encrypt: bool = False) -> ShopWriter | str:
+    """The DSN of --to raw, or the landing zone's writer (encrypting the personal columns when `encrypt`);
+    defaults from `tshop.config` (read lazily: only when the option is not given)."""
     if to is Target.raw:
         if dsn is None:
             from tshop.config import settings
 
-            dsn = settings().pg_dsn()
+            dsn = settings().pg_dsn_as("loader")
         return dsn
     from datagen.landing import LandingWriter
 
     landing_url = _landing_url(landing_url)
+    keys = _personal_data_keys() if encrypt else None
     try:
-        return LandingWriter(landing_url)
+        return LandingWriter(landing_url, encrypt_with=keys)
     except (ImportError, ValueError) as error:
         # an unknown scheme, or one whose fsspec implementation (s3fs for s3://) is not installed
         _fail(f"--landing-url {landing_url!r} cannot be written: {error}")
+
+
+def _personal_data_keys():
+    """The install's personal-data keys with a current one (generated into the secrets file on first use)."""
+    from tshop.config import settings
+    from tshop.personal_data import PersonalDataError, keyring_for_encryption
+
+    try:
+        return keyring_for_encryption(settings())
+    except PersonalDataError as error:
+        _fail(f"--encrypt-personal-data: {error}")
 
 
 def _landing_url(landing_url: str | None) -> str:

@@ -23,6 +23,14 @@ renamed that same day; a line corrected the day after its sale): per key the row
 header row, comma, RFC 4180 quoting, timestamps `2024-03-05 10:00:00` with a fraction when there is one,
 dates `YYYY-MM-DD`. Files are byte-deterministic for a seed (and the Polars version that writes them).
 
+Personal data (`encrypt_with`, `tshop-datagen generate --to landing --encrypt-personal-data`): the customer
+files' first_name, last_name and birth_date, and the state's first_name and birth_date, are written as
+AES-256-GCM envelopes under the install's current key (`tshop/personal_data.py`, which says what this
+protects from whom); `tshop ingest` decrypts them. Each value gets a fresh random nonce, so encrypted files
+are not byte-deterministic (their rows are): a day generated again rewrites its files with other bytes, which
+ingest reads again and which change nothing in RAW (SCD1: the same updated_at). State written encrypted is
+read back with the same keys whether or not the run encrypts.
+
 The state (`_generator/`): `shop.json` holds the record of the shop (`datagen/record.py`: seed, initial
 customers, own id runs, last ids), the generated days with their counts (as `raw.generated_day`), and the
 names of the Parquet files with what a full row of a change needs: `product-<day>.parquet` (the catalogue's
@@ -46,7 +54,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import fsspec
 import numpy as np
@@ -56,6 +64,9 @@ from datagen import events
 from datagen.errors import DayInterrupted, RecordUnreadable
 from datagen.record import IdRanges, ShopRecord
 from datagen.shop_writer import COLUMNS, SCHEMAS, TABLES, GreatestIds
+
+if TYPE_CHECKING:  # imported when a run encrypts or reads encrypted state: `tshop` is not needed otherwise
+    from tshop.personal_data import Keyring
 
 STATE_FORMAT = 1
 # rows per file: a full-scale shop's first day is five customer files rather than one of 300 MB
@@ -99,9 +110,16 @@ class LandingWriter:
     # no database on this path: the machine's own clock (UTC) says whether a day is over
     clock_name = "this machine's clock"
 
-    def __init__(self, url: str, clock: Callable[[], dt.datetime] | None = None):
-        """`url`: the landing zone (TSHOP_LANDING_URL). `clock`: now, time-zone aware (tests move it)."""
+    def __init__(
+        self,
+        url: str,
+        clock: Callable[[], dt.datetime] | None = None,
+        encrypt_with: Keyring | None = None,
+    ):
+        """`url`: the landing zone (TSHOP_LANDING_URL). `clock`: now, time-zone aware (tests move it).
+        `encrypt_with`: the keys whose current one encrypts the personal columns (None: plaintext)."""
         self.url = url.rstrip("/")
+        self.encrypt_with = encrypt_with
         self.fs, root = fsspec.core.url_to_fs(self.url)
         self.root = root.rstrip("/")
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
@@ -258,13 +276,13 @@ class LandingWriter:
             if len(state.customer_files) < MAX_CUSTOMER_FILES:
                 state.customer_files = [
                     *state.customer_files,
-                    self._write_parquet(f"customer-{day}.parquet", new),
+                    self._write_people(f"customer-{day}.parquet", new),
                 ]
                 if state.people is not None:  # else read from the files when a change needs it
                     state.people = pl.concat([state.people, new])
             else:  # compacted: everyone in one file
                 state.people = pl.concat([self._people(state), new])
-                state.customer_files = [self._write_parquet(f"customer-{day}.parquet", state.people)]
+                state.customer_files = [self._write_people(f"customer-{day}.parquet", state.people)]
         state.writing = None
         self._write_state(state)
         self._state = state
@@ -277,11 +295,23 @@ class LandingWriter:
         parts = list(rows.iter_slices(-(-rows.height // count)))
         for number, part in enumerate(parts, start=1):
             suffix = f"-{number:03d}" if len(parts) > 1 else ""
+            if table == "raw.customer" and self.encrypt_with is not None:
+                part = self.encrypt_with.encrypt(part)
             self._put(f"{folder}/{name}-{day}{suffix}.{extension}", _encode(part, extension))
 
-    def _write_parquet(self, name: str, frame: pl.DataFrame) -> str:
-        self._put(f"{self.root}/_generator/{name}", _encode(frame, "parquet"))
+    def _write_parquet(self, name: str, frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> str:
+        self._put(f"{self.root}/_generator/{name}", _encode(frame, "parquet", metadata))
         return name
+
+    def _write_people(self, name: str, people: pl.DataFrame) -> str:
+        """The new customers' immutable columns; first_name and birth_date encrypted when the run encrypts,
+        the key id also in the file's key-value metadata (what a Parquet tool shows)."""
+        if self.encrypt_with is None:
+            return self._write_parquet(name, people)
+        from tshop.personal_data import PARQUET_METADATA_KEY
+
+        metadata = {PARQUET_METADATA_KEY: str(self.encrypt_with.current_id)}
+        return self._write_parquet(name, self.encrypt_with.encrypt(people), metadata)
 
     def _write_state(self, state: _State) -> None:
         self._put(f"{self.root}/_generator/shop.json", _state_json(state).encode())
@@ -348,9 +378,29 @@ class LandingWriter:
 
     def _people(self, state: _State) -> pl.DataFrame:
         if state.people is None:
-            parts = [self._read_parquet(name, "raw.customer") for name in state.customer_files]
+            parts = [self._read_people(name) for name in state.customer_files]
             state.people = pl.concat(parts) if parts else SCHEMAS["raw.customer"].to_frame().select(PEOPLE)
         return state.people
+
+    def _read_people(self, name: str) -> pl.DataFrame:
+        people = self._read_parquet(name, "raw.customer")
+        if people.schema["birth_date"] == pl.Date:
+            return people  # written in plaintext
+        from tshop.personal_data import PersonalDataError, keyring
+
+        try:
+            keys = self.encrypt_with
+            if keys is None:  # state encrypted by an earlier run: the install's keys read it
+                from tshop.config import settings
+
+                keys = keyring(settings())
+            people = keys.decrypt(people)
+        except PersonalDataError as error:
+            raise RecordUnreadable(
+                f"the generator's state {self.url}/_generator/{name} cannot be decrypted ({error}): give this "
+                "install the key it was written under (TSHOP_PERSONAL_DATA_KEYS). Nothing of the day was written."
+            ) from None
+        return people.with_columns(pl.col("birth_date").str.to_date("%Y-%m-%d"))
 
 
 def put_file(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
@@ -400,11 +450,11 @@ def _full_rows(table: str, key: str, changes: pl.DataFrame, current: pl.DataFram
     return rows.select(COLUMNS[table])
 
 
-def _encode(frame: pl.DataFrame, extension: str) -> bytes:
+def _encode(frame: pl.DataFrame, extension: str, metadata: dict[str, str] | None = None) -> bytes:
     if extension == "csv":
         return frame.write_csv(datetime_format=TIMESTAMP_FORMAT, date_format="%Y-%m-%d").encode()
     buffer = io.BytesIO()
-    frame.write_parquet(buffer)
+    frame.write_parquet(buffer, metadata=metadata)
     return buffer.getvalue()
 
 

@@ -19,8 +19,10 @@ unreachable, a wrong password): the files it finished before stay ingested.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ import polars as pl
 import psycopg
 
 from datagen.writer import create_raw_tables
+from tshop import personal_data
 from tshop.config import Settings
 from tshop.errors import TShopError
 from tshop.ingest.landing import LandedFile, LandingUnreachable, LandingZone, checksum
@@ -118,7 +121,7 @@ def ingest(config: Settings, run_id: str | None = None) -> IngestReport:
     try:
         zone = LandingZone.open(config)
         conn = psycopg.connect(
-            config.pg_dsn(), autocommit=True, application_name=APPLICATION_NAME, connect_timeout=10
+            config.pg_dsn_as("loader"), autocommit=True, application_name=APPLICATION_NAME, connect_timeout=10
         )
     except psycopg.Error as error:
         raise IngestError(f"ingest cannot connect to PostgreSQL: {error}") from None
@@ -130,6 +133,8 @@ def ingest(config: Settings, run_id: str | None = None) -> IngestReport:
             _prepare(conn)
             now = conn.execute("select (clock_timestamp() at time zone 'UTC')::timestamp").fetchone()[0]
             seen = listed_before(conn)
+            # the personal-data keys, read once and only when a file holds an envelope
+            keys = functools.cache(lambda: personal_data.keyring(config))
             waiting = []
             for landed in zone.files():
                 if landed.stamp is not None and (landed.path, landed.size, landed.stamp) in seen:
@@ -138,11 +143,11 @@ def ingest(config: Settings, run_id: str | None = None) -> IngestReport:
                     waiting.append(landed)
             # one file read and checked ahead (Polars, in a thread) while the one before it merges (PostgreSQL):
             # the two cores work at once
-            ahead = reader.submit(_read_and_check, zone, waiting[0], now) if waiting else None
+            ahead = reader.submit(_read_and_check, zone, waiting[0], now, keys) if waiting else None
             for index, landed in enumerate(waiting):
                 read = ahead.result()
                 ahead = (
-                    reader.submit(_read_and_check, zone, waiting[index + 1], now)
+                    reader.submit(_read_and_check, zone, waiting[index + 1], now, keys)
                     if index + 1 < len(waiting)
                     else None
                 )
@@ -165,6 +170,9 @@ def ingest(config: Settings, run_id: str | None = None) -> IngestReport:
         raise IngestError(f"ingest failed on a file's rows: {type(error).__name__}: {error}") from None
     except LandingUnreachable as error:
         raise IngestError(str(error)) from None
+    except personal_data.KeySettingError as error:
+        # the install's key settings, not the file, are wrong: nothing of the file recorded, tried again next run
+        raise IngestError(f"ingest cannot decrypt personal data: {error}") from None
     report.seconds = time.monotonic() - started
     return report
 
@@ -183,8 +191,12 @@ class ReadFile:
     ignored_columns: list[str] = field(default_factory=list)
 
 
-def _read_and_check(zone: LandingZone, landed: LandedFile, now: dt.datetime) -> ReadFile | None:
-    """The file's bytes, checksum and checked rows, or None when it vanished since it was listed."""
+def _read_and_check(
+    zone: LandingZone, landed: LandedFile, now: dt.datetime, keys: Callable[[], personal_data.Keyring]
+) -> ReadFile | None:
+    """The file's bytes, checksum and checked rows, or None when it vanished since it was listed. A
+    customer file's encrypted personal data is decrypted between reading and checking (`keys`: the
+    install's keys, read on first need)."""
     started = time.monotonic()
     data = zone.read(landed)
     if data is None:
@@ -193,6 +205,8 @@ def _read_and_check(zone: LandingZone, landed: LandedFile, now: dt.datetime) -> 
     spec = TABLES[landed.table]
     try:
         result = read_file(data, landed.path, spec)
+        if spec.name == "customer":
+            result.frame = _decrypt(result.frame, landed.path, keys)
     except FileRejected as error:
         read.error = str(error)
     else:
@@ -208,6 +222,18 @@ def _read_and_check(zone: LandingZone, landed: LandedFile, now: dt.datetime) -> 
         read.ignored_columns = result.ignored_columns
     read.seconds = time.monotonic() - started
     return read
+
+
+def _decrypt(frame: pl.DataFrame, path: str, keys: Callable[[], personal_data.Keyring]) -> pl.DataFrame:
+    """The personal columns' envelopes decrypted (tshop/personal_data.py). One that fails authentication, is
+    under a key the install lacks or is malformed refuses the whole file: the reason names the file, the line
+    and the key id, never a value."""
+    if not personal_data.has_envelopes(frame):
+        return frame  # a plaintext file: the keys are not even read
+    try:
+        return keys().decrypt(frame, line=LINE)
+    except personal_data.DecryptionFailed as error:
+        raise FileRejected(f"{path} {error}; nothing of the file loaded") from None
 
 
 def take_turn(conn: psycopg.Connection, key: str = LOCK_KEY) -> None:
