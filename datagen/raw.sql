@@ -1,7 +1,7 @@
 -- RAW: the sources, SCD1 (CONTRACT.md 1.1 and 1.5). Every writer of RAW (the generator, outside loaders,
 -- the tests) creates it from this one file; it is idempotent and run once per version of this file.
 
-create schema if not exists raw;
+do $$ begin if to_regnamespace('raw') is null then create schema raw; end if; end $$;
 
 -- Two columns RAW sets itself, on every insert (the defaults) and every update (raw.mark_written), so no
 -- writer can forget or fake them:
@@ -16,11 +16,13 @@ create table if not exists raw.customer (
     customer_id bigint primary key,
     first_name text not null,
     last_name text not null,
-    birth_date date not null,
+    birth_date date, -- null once the customer is erased (CONTRACT.md section 10); writers must give one
     updated_at timestamp not null,
     loaded_at timestamptz not null default now(),
     loaded_xid xid8 not null default pg_current_xact_id()
 );
+-- a RAW made before erasure: birth_date was not null
+alter table raw.customer alter column birth_date drop not null;
 
 create table if not exists raw.product (
     product_id bigint primary key,
@@ -167,3 +169,78 @@ create table if not exists raw.rejected_row (
     rejected_at timestamptz not null default now()
 );
 create index if not exists rejected_row_file_path_idx on raw.rejected_row (file_path);
+
+-- -- erasure on request (CONTRACT.md section 10; tshop/erasure.py) ------------------------------------------
+-- sl.erasure_log: the customers whose personal data (first_name, last_name, birth_date) was erased, one row
+-- each. It is created here, with RAW, not by dbt's sl_create_tables: the triggers below read it on every
+-- write of raw.customer, so it must exist wherever raw.customer does, and every RAW writer (the generator,
+-- the ingest, the tests, `tshop forget-customer`) runs this file before it writes, while dbt may never have
+-- run. Made by RAW's owner (the loader), like the landing books; the erasure writes it. `clickhouse_done_at` /
+-- `landing_done_at`: when that engine's step finished (null: left for a re-run).
+do $$ begin if to_regnamespace('sl') is null then create schema sl; end if; end $$;
+create table if not exists sl.erasure_log (
+    customer_id bigint primary key,
+    erased_at timestamptz not null default clock_timestamp(),
+    run_id text,
+    rows_rewritten jsonb not null default '{}', -- {run id: {table or file: rows rewritten}}, per operation
+    clickhouse_done_at timestamptz,
+    landing_done_at timestamptz
+);
+
+-- An erased customer stays erased, whoever writes RAW later: the generator renaming them, an outside file
+-- bringing their names again, an upsert, a key deleted and loaded again. One rule, in one place: after each
+-- statement that inserts or updates raw.customer, the rows it wrote whose customer is in sl.erasure_log are
+-- erased again, in the same transaction (nothing else ever sees the names). Statement-level with a transition
+-- table: one join per statement, not a function call per row of a 5,000,000-row COPY. `security definer`:
+-- a loader that may write RAW only need not read the SL.
+create or replace function raw.keep_customers_erased() returns trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    -- nothing erased yet, or nothing written (the statement of this very function, once it has nothing left
+    -- to erase, fires it again with no rows: that ends the recursion)
+    if not exists (select 1 from sl.erasure_log) or not exists (select 1 from written) then
+        return null;
+    end if;
+    update raw.customer as customer
+    set first_name = 'erased', last_name = 'erased', birth_date = null
+    from written
+    where customer.customer_id = written.customer_id
+        and written.customer_id in (select customer_id from sl.erasure_log)
+        and (written.first_name, written.last_name, written.birth_date)
+            is distinct from ('erased', 'erased', null::date);
+    return null;
+end
+$$;
+create or replace trigger customer_keep_erased_on_insert after insert on raw.customer
+    referencing new table as written for each statement execute function raw.keep_customers_erased();
+create or replace trigger customer_keep_erased_on_update after update on raw.customer
+    referencing new table as written for each statement execute function raw.keep_customers_erased();
+
+-- the same for a landed customer row that broke a rule: its values as read lose an erased customer's names
+create or replace function raw.keep_rejected_customers_erased() returns trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    update raw.rejected_row as rejected
+    set row_data = rejected.row_data || '{"first_name": "erased", "last_name": "erased", "birth_date": null}'
+    from written
+    where rejected.rejected_row_id = written.rejected_row_id
+        and written.table_name = 'customer'
+        and written.row_data ->> 'customer_id' ~ '^\s*[0-9]{1,18}\s*$'
+        and trim(written.row_data ->> 'customer_id')::bigint in (select customer_id from sl.erasure_log);
+    return null;
+end
+$$;
+create or replace trigger rejected_row_keep_erased after insert on raw.rejected_row
+    referencing new table as written for each statement execute function raw.keep_rejected_customers_erased();
+
+-- Erasure (`tshop forget-customer`) runs as the transformer, which may rewrite the personal values and keep
+-- the log, and nothing else of what the loader owns: through the group role tshop_erasure that
+-- `tshop setup-roles` makes (tshop/services/postgres_roles.py, which grants the same when RAW came first). No
+-- such role, as on a server without T-Shop's roles: nothing to grant.
+do $$ begin
+    if to_regrole('tshop_erasure') is not null then
+        grant update (first_name, last_name, birth_date) on raw.customer to tshop_erasure;
+        grant update (row_data) on raw.rejected_row to tshop_erasure;
+        grant select, insert, update on sl.erasure_log to tshop_erasure;
+    end if;
+end $$;

@@ -27,7 +27,7 @@ final as (
         toInt64(assumeNotNull(customer_id)) as customer_id,
         toString(assumeNotNull(first_name)) as first_name,
         toString(assumeNotNull(last_name)) as last_name,
-        toDate32(assumeNotNull(birth_date)) as birth_date,
+        toDate32(birth_date) as birth_date, -- null once erased (tshop forget-customer)
         toDateTime64(assumeNotNull(updated_at), 6, 'UTC') as updated_at,
         toDateTime64(assumeNotNull(valid_from), 6, 'UTC') as valid_from,
         toNullable(toDateTime64(valid_to, 6, 'UTC')) as valid_to,
