@@ -484,6 +484,8 @@ def tiny_tablespace(warehouse, test_settings):
     )  # fmt: skip
     name = f"full_disk_{uuid.uuid4().hex[:8]}"
     warehouse.execute(f"create tablespace {name} location '{mount_point}'")
+    # dbt writes as the transformer (CONTRACT.md section 10), which may create there
+    warehouse.execute(f"grant create on tablespace {name} to {test_settings.pg_role_user('transformer')}")
     yield name
     # whatever the failed run left there is gone with the transaction that failed; drop what remains
     for (relation,) in warehouse.rows(
