@@ -15,7 +15,11 @@ from tshop.superset_cli import BundleError, check_clickhouse
 
 
 def _uri_of_a_database_not_created_yet(config: Settings) -> tuple[str, str]:
-    uri, password = dashboard.clickhouse_uri(config)
+    # with the admin's login, which may open any database: the dashboard's own, the read-only one, is granted
+    # `cdm` and `events` only and is refused any other (as a ClickHouse server refuses it), so a database of a
+    # random name stands for a `cdm` not created yet only for a login that may open it
+    admin = settings({**config.env, "TSHOP_CLICKHOUSE_URL": config.clickhouse_url})
+    uri, password = dashboard.clickhouse_uri(admin)
     return uri.replace(f"/{dashboard.CLICKHOUSE_DATABASE}", f"/not_created_{uuid.uuid4().hex[:8]}"), password
 
 
