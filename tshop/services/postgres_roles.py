@@ -120,55 +120,62 @@ def prepare_database(config: Settings, database: str) -> None:
         )
 
 
+# pg_class.relkind: the word ALTER ... OWNER TO takes for it
+RELATION_KINDS = {
+    "r": "table",
+    "p": "table",
+    "f": "foreign table",
+    "v": "view",
+    "m": "materialized view",
+    "S": "sequence",
+}
+
+
+def _owned_objects(conn: psycopg.Connection, schemas: list[str], functions: bool) -> list[tuple]:
+    """(schema, name, kind, target, owner) of the relations of `schemas` (a sequence owned by a column goes with
+    its table, so it is left out) and, with `functions`, their functions; `target` is the object as ALTER
+    names it, `kind` the word it takes."""
+    rows = [
+        (schema, name, RELATION_KINDS[relkind], sql.Identifier(schema, name), owner)
+        for schema, name, relkind, owner in conn.execute(
+            """
+            select n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner)
+            from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where n.nspname = any(%s) and c.relkind::text = any(%s)
+              and not exists (select from pg_depend d where d.objid = c.oid and d.deptype in ('a', 'i'))
+            """,
+            (schemas, list(RELATION_KINDS)),
+        ).fetchall()
+    ]
+    if functions:
+        rows += [
+            (schema, signature, "function", sql.SQL(signature), owner)
+            for schema, signature, owner in conn.execute(
+                """
+                select n.nspname, p.oid::regprocedure::text, pg_get_userbyid(p.proowner)
+                from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                where n.nspname = any(%s)
+                """,
+                (schemas,),
+            ).fetchall()
+        ]
+    return rows
+
+
+def _give(conn: psycopg.Connection, kind: str, target: sql.Composable, owner: str) -> None:
+    conn.execute(sql.SQL("alter " + kind + " {} owner to {}").format(target, sql.Identifier(owner)))
+
+
 def _reown_tables(conn: psycopg.Connection, config: Settings) -> None:
-    """Relations in the warehouse's schemas not owned by their schema's owner (made by the superuser before
-    the roles existed) are given to it; the loader's landing books in sl to the loader."""
+    """Relations and functions in the warehouse's schemas not owned by their schema's owner (made by the
+    superuser before the roles existed) are given to it; the loader's landing books in sl to the loader.
+    Functions too: `create or replace function` (raw.sql's trigger functions) needs their owner."""
     owners = {schema: config.pg_role_user(role) for schema, role in SCHEMA_OWNERS.items()}
-    rows = conn.execute(
-        """
-        select n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner)
-        from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
-          -- a sequence owned by a column goes with its table
-          and not exists (select from pg_depend d where d.objid = c.oid and d.deptype in ('a', 'i'))
-        """,
-        (list(SCHEMA_OWNERS),),
-    ).fetchall()
-    kinds = {
-        "r": "table",
-        "p": "table",
-        "f": "foreign table",
-        "v": "view",
-        "m": "materialized view",
-        "S": "sequence",
-    }
-    # functions too: `create or replace function` (raw.sql's trigger functions) needs their owner
-    rows += conn.execute(
-        """
-        select n.nspname, p.oid::regprocedure::text, 'F', pg_get_userbyid(p.proowner)
-        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-        where n.nspname = any(%s)
-        """,
-        (list(SCHEMA_OWNERS),),
-    ).fetchall()
-    for schema, name, kind, owner in rows:
-        if kind == "F":
-            if owner != owners[schema]:
-                conn.execute(
-                    sql.SQL("alter function " + name + " owner to {}").format(sql.Identifier(owners[schema]))
-                )
-            continue
-        wanted = (
-            config.pg_role_user("loader")
-            if (schema, name) in {("sl", t) for t in LOADER_SL_TABLES}
-            else owners[schema]
-        )
+    loader_tables = {("sl", table) for table in LOADER_SL_TABLES}
+    for schema, name, kind, target, owner in _owned_objects(conn, list(SCHEMA_OWNERS), functions=True):
+        wanted = config.pg_role_user("loader") if (schema, name) in loader_tables else owners[schema]
         if owner != wanted:
-            conn.execute(
-                sql.SQL("alter " + kinds[kind] + " {}.{} owner to {}").format(
-                    sql.Identifier(schema), sql.Identifier(name), sql.Identifier(wanted)
-                )
-            )
+            _give(conn, kind, target, wanted)
 
 
 def ensure_metadata_owner(config: Settings, role: str) -> None:
@@ -183,32 +190,15 @@ def ensure_metadata_owner(config: Settings, role: str) -> None:
         )
     with psycopg.connect(config.pg_dsn(database=database), autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("alter schema public owner to {}").format(sql.Identifier(owner)))
-        rows = conn.execute(
-            """
-            select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace
-            where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'S')
-              and pg_get_userbyid(c.relowner) <> %s
-              and not exists (select from pg_depend d where d.objid = c.oid and d.deptype in ('a', 'i'))
-            """,
-            (owner,),
-        ).fetchall()
-        kinds = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "S": "sequence"}
-        for name, kind in rows:
-            conn.execute(
-                sql.SQL("alter " + kinds[kind] + " public.{} owner to {}").format(
-                    sql.Identifier(name), sql.Identifier(owner)
-                )
-            )
-        for type_name in conn.execute(
+        for _, _, kind, target, current in _owned_objects(conn, ["public"], functions=False):
+            if current != owner:
+                _give(conn, kind, target, owner)
+        for (type_name,) in conn.execute(
             "select t.typname from pg_type t join pg_namespace n on n.oid = t.typnamespace "
             "where n.nspname = 'public' and t.typtype = 'e' and pg_get_userbyid(t.typowner) <> %s",
             (owner,),
         ).fetchall():
-            conn.execute(
-                sql.SQL("alter type public.{} owner to {}").format(
-                    sql.Identifier(type_name[0]), sql.Identifier(owner)
-                )
-            )
+            _give(conn, "type", sql.Identifier("public", type_name), owner)
 
 
 def _hand_over_what_the_superuser_makes(conn: psycopg.Connection, config: Settings) -> None:
