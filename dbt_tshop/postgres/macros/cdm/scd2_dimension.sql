@@ -59,11 +59,13 @@ where not exists (
 
 {# Post-hook of every SCD2 dimension, in the load's own transaction: its indexes, first statistics and the SL
    record (watermark = the greatest valid_from it wrote, the rows it wrote, and the read horizon noted by
-   sl_note_read_horizon before the read). #}
-{% macro scd2_dimension_after_load(surrogate_key) %}
+   sl_note_read_horizon before the read). The natural key's index serves lookups of one entity's versions
+   (tshop forget-customer rewrites a customer's versions in place). #}
+{% macro scd2_dimension_after_load(surrogate_key, natural_key) %}
     {%- set written_now = "loaded_at = '" ~ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") ~ "'::timestamp" -%}
     create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} ({{ surrogate_key }});
     create index if not exists {{ this.identifier }}_loaded_at_idx on {{ this }} (loaded_at);
+    create index if not exists {{ this.identifier }}_{{ natural_key }}_idx on {{ this }} ({{ natural_key }});
     {{ analyze_if_never_analyzed(this) }};
     {{ sl_advance_watermark(
         this.schema ~ '.' ~ this.identifier,

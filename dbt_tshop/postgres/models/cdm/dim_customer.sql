@@ -8,7 +8,7 @@
         unique_key='customer_key',
         on_schema_change='fail',
         pre_hook="{{ sl_note_read_horizon() }}",
-        post_hook="{{ scd2_dimension_after_load('customer_key') }}",
+        post_hook="{{ scd2_dimension_after_load('customer_key', 'customer_id') }}",
     )
 }}
 

@@ -9,7 +9,7 @@
         unique_key='product_key',
         on_schema_change='fail',
         pre_hook="{{ sl_note_read_horizon() }}",
-        post_hook="{{ scd2_dimension_after_load('product_key') }}",
+        post_hook="{{ scd2_dimension_after_load('product_key', 'product_id') }}",
     )
 }}
 

@@ -3,6 +3,8 @@
 -- version's valid_to / is_current are updated in place. The watermark moves in the same transaction.
 -- loaded_at is the start of the run that last wrote a row (inserted it, or closed it): the ClickHouse
 -- project copies the rows past its own watermark on loaded_at, and its index serves that filter.
+-- The index on customer_id covers every version, not only current ones: tshop forget-customer rewrites all
+-- of a customer's versions, and without it each erasure scans the whole mart.
 
 {{
     config(
@@ -14,7 +16,8 @@
             "create unique index if not exists sales_datamart_version_idx on {{ this }} (sale_id, valid_from)",
             "create index if not exists sales_datamart_sale_date_idx on {{ this }} (sale_date) where is_current",
             "create index if not exists sales_datamart_loaded_at_idx on {{ this }} (loaded_at)",
-            "create index if not exists sales_datamart_customer_idx on {{ this }} (customer_id) where is_current",
+            "drop index if exists {{ this.schema }}.sales_datamart_customer_idx",
+            "create index if not exists sales_datamart_customer_id_idx on {{ this }} (customer_id)",
             "{{ analyze_if_never_analyzed(this) }}",
             "{{ sl_advance_watermark('cdm.sales_datamart',
                 max_updated_at='select max(valid_from) from ' ~ ref('sales_datamart_increment') ~ ' where has_customer and has_product',
