@@ -166,6 +166,25 @@ def test_addresses_agree_with_the_services():
     assert "create database airflow" in created and "create database superset" in created
 
 
+ADMIN_PASSWORDS = ("${POSTGRES_PASSWORD", "${CLICKHOUSE_PASSWORD")
+
+
+@pytest.mark.parametrize("path", [MAIN, *OVERLAYS], ids=lambda path: path.name)
+def test_only_the_setup_holds_an_admin_login(path):
+    """The running services connect with their roles' logins; a compromised task finds no superuser's. Only
+    the servers themselves and the one-shot setup jobs (`*-init`: roles, logins, the secrets check) hold one."""
+    for name, service in (load(path).get("services") or {}).items():
+        if name == "postgres" or name.startswith("clickhouse") or name.endswith("-init"):
+            continue
+        environment = service.get("environment") or {}
+        values = environment.values() if isinstance(environment, dict) else environment
+        for value in values:
+            assert not any(admin in str(value) for admin in ADMIN_PASSWORDS), (name, value)
+        assert "env_file" not in service, name
+    for name, value in (load(path).get("x-tshop-env") or {}).items():
+        assert not any(admin in str(value) for admin in ADMIN_PASSWORDS), name
+
+
 def test_paths_in_the_images_agree_with_the_stack():
     airflow = (COMPOSE / "airflow.Dockerfile").read_text()
     env = services()["airflow-scheduler"]["environment"]
