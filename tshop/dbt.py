@@ -19,7 +19,7 @@ class DbtError(TShopError):
 
 
 def dbt_env(config: Settings) -> dict[str, str]:
-    # dbt reads the services from TSHOP_PG_DSN / TSHOP_CLICKHOUSE_URL (profiles.yml); no telemetry
+    # dbt reads the services' addresses and its roles' logins as parts (connection_env, profiles.yml); no telemetry
     return {**config.client_env(), "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
 
 

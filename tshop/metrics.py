@@ -16,7 +16,9 @@ MART = {
     "clickhouse": "cdm.sales_datamart_current",
 }
 
+# A line with no age (an erased customer's purchase after the erasure) is in no age band but 'unknown'.
 AGE_BAND = """case
+    when customer_age is null then 'unknown'
     when customer_age < 18 then 'under 18'
     when customer_age < 25 then '18-24'
     when customer_age < 35 then '25-34'
@@ -64,8 +66,12 @@ CLICKHOUSE: dict[str, str] = {
     "average cheque": DEFINITIONS["average cheque"],
     # All lines of one customer at one sold_at share one age (the age is that of the customer version valid
     # at sold_at), so the latest sold_at alone picks the age and the definition's sale_id tie-break cannot
-    # change it; argMax groups in one pass where the window function sorts every line.
-    "average age": "select avg(age) from (select argMax(customer_age, sold_at) as age from {mart} group by customer_id)",
+    # change it; argMax groups in one pass where the window function sorts every line. The age goes in a
+    # tuple because argMax skips a null argument (it would take an older purchase's age where the latest
+    # has none); avg then skips the null, as PostgreSQL's does.
+    "average age": (
+        "select avg(age) from (select argMax(tuple(customer_age), sold_at).1 as age from {mart} group by customer_id)"
+    ),
     "most popular size": (
         f"select product_size from {SUMMARY} group by product_size order by sum(quantity) desc, product_size limit 1"
     ),

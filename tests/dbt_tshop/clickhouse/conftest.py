@@ -25,9 +25,11 @@ class ClickHouseMart:
 
 @pytest.fixture
 def clickhouse_mart(warehouse, clickhouse_url):
-    """An empty `cdm` database in the test ClickHouse, fed from this test's warehouse."""
+    """An empty `cdm` database in the test ClickHouse, fed from this test's warehouse, and no `events` (another
+    shop's events would enter this one's funnel)."""
     client = clients.clickhouse(warehouse.config)
-    client.command("drop database if exists cdm")
+    for database in ("cdm", "events"):
+        client.command(f"drop database if exists {database}")
     yield ClickHouseMart(warehouse, client)
     client.command("drop database if exists cdm")
     client.close()

@@ -12,6 +12,7 @@
         engine='ReplacingMergeTree(row_version)',
         order_by='(sale_date, sale_id, valid_from)',
         partition_by='toYYYYMM(sale_date)',
+        pre_hook="{{ make_column_nullable(this, 'customer_age', 'Int32') }}",
         post_hook=["{{ record_clickhouse_watermark() }}"],
     )
 }}
@@ -26,7 +27,8 @@ postgres_sales_datamart as (
 
 final as (
 
-    -- PostgreSQL's columns arrive Nullable; all but valid_to are not null in the contract
+    -- PostgreSQL's columns arrive Nullable; all but valid_to and customer_age are not null in the contract
+    -- (customer_age is null on a line of an erased customer built after the erasure: no birth date is left)
     select
         toInt64(assumeNotNull(sale_id)) as sale_id,
         toInt64(assumeNotNull(order_id)) as order_id,
@@ -34,7 +36,7 @@ final as (
         toDateTime64(assumeNotNull(sold_at), 6, 'UTC') as sold_at,
         toInt64(assumeNotNull(customer_id)) as customer_id,
         toString(assumeNotNull(customer_name)) as customer_name,
-        toInt32(assumeNotNull(customer_age)) as customer_age,
+        toNullable(toInt32(customer_age)) as customer_age,
         toInt64(assumeNotNull(product_id)) as product_id,
         toString(assumeNotNull(product_name)) as product_name,
         toLowCardinality(toString(assumeNotNull(product_category))) as product_category,
