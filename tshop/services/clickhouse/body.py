@@ -3,10 +3,14 @@ however well compressed, is ever held whole in memory."""
 
 from __future__ import annotations
 
+import uuid
 import zlib
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import lz4.frame
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from tshop.services.clickhouse.engine import QueryError
 
@@ -198,3 +202,114 @@ class RequestBody:
 
     def drain(self) -> None:
         self.raw.drain()
+
+
+# -- multipart/form-data -----------------------------------------------------------------------------
+# python-multipart (Starlette's parser, in the environment) parses the form as a stream of callbacks, so a
+# file part goes to disk as it arrives; the standard library's `email` parser would hold every part in memory.
+
+
+class Form:
+    """A multipart/form-data body: text fields in memory, each file part (one with a file name: an external
+    table) in a file of its own under `spool_dir`."""
+
+    def __init__(self, spool_dir: Path, field_limit: int):
+        self.fields: dict[str, str] = {}
+        self.files: dict[str, Path] = {}
+        self._spool_dir = spool_dir
+        self._field_limit = field_limit  # the most text all fields together may hold
+        self._text = 0
+        self._header = b""
+        self._value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name = ""
+        self._field: list[bytes] | None = None
+        self._file: BinaryIO | None = None
+        self.complete = False
+
+    def read(self, body: RequestBody, content_type: str) -> None:
+        boundary = parse_options_header(content_type)[1].get(b"boundary")
+        if not boundary:
+            raise _malformed("the Content-Type multipart/form-data names no boundary")
+        try:
+            parser = MultipartParser(boundary, self._callbacks())
+            while piece := body.read(PIECE):
+                parser.write(piece)
+            parser.finalize()
+        except FormParserError as error:
+            raise _malformed(str(error)) from None
+        finally:
+            if self._file is not None:
+                self._file.close()
+        if not self.complete:
+            raise _malformed("the body ends before the closing boundary")
+
+    def discard(self) -> None:
+        for path in self.files.values():
+            path.unlink(missing_ok=True)
+
+    def _callbacks(self) -> dict:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda data, start, end: self._add_header(data[start:end]),
+            "on_header_value": lambda data, start, end: self._add_value(data[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": lambda data, start, end: self._part_data(data[start:end]),
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers, self._header, self._value = {}, b"", b""
+
+    def _add_header(self, data: bytes) -> None:
+        self._header += data
+
+    def _add_value(self, data: bytes) -> None:
+        self._value += data
+
+    def _header_end(self) -> None:
+        self._headers[self._header.strip().lower()] = self._value.strip()
+        self._header, self._value = b"", b""
+
+    def _headers_finished(self) -> None:
+        disposition, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name")
+        if disposition != b"form-data" or not name:
+            raise _malformed("a part has no Content-Disposition: form-data with a name")
+        self._name = name.decode("utf-8", "surrogateescape")
+        if b"filename" in options:
+            path = self._spool_dir / f"external-{uuid.uuid4().hex}"
+            self.files[self._name] = path
+            self._file = open(path, "wb")  # noqa: SIM115 - closed at the part's end, or by read()
+        else:
+            self._field = []
+
+    def _part_data(self, data: bytes) -> None:
+        if self._file is not None:
+            self._file.write(data)
+            return
+        self._text += len(data)
+        if self._text > self._field_limit:
+            raise QueryError.of(
+                62,
+                "SYNTAX_ERROR",
+                f"Max query size exceeded: the form's fields hold more than {self._field_limit} bytes",
+            )
+        self._field.append(data)
+
+    def _part_end(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        elif self._field is not None:
+            self.fields[self._name] = b"".join(self._field).decode("utf-8", "surrogateescape")
+            self._field = None
+
+    def _end(self) -> None:
+        self.complete = True
+
+
+def _malformed(reason: str) -> QueryError:
+    return QueryError.of(36, "BAD_ARGUMENTS", f"Cannot parse the multipart/form-data body: {reason}")

@@ -3,6 +3,7 @@ connection per request (its own settings, current database and temporary tables)
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -16,6 +17,26 @@ import chdb
 SESSION_NOT_FOUND = 372
 SESSION_IS_LOCKED = 373
 _CODE = re.compile(r"Code: (\d+)\.")
+# The endpoint's own system.query_log. chDB fills a query log of its own only when given a server config
+# (`query_log` section): it then logs every query as user `default` (chDB runs all as `default`) under query
+# ids of its own, not the login nor the X-ClickHouse-Query-Id the endpoint answered with; and it logs the
+# endpoint's own statements (access checks, connection set-up) too. So the endpoint logs its requests itself,
+# into a table of the same name and columns, kept in memory for the life of the server (the newest rows).
+QUERY_LOG_COLUMNS = """
+    type Enum8('QueryStart' = 1, 'QueryFinish' = 2, 'ExceptionBeforeStart' = 3, 'ExceptionWhileProcessing' = 4),
+    event_date Date, event_time DateTime, event_time_microseconds DateTime64(6),
+    query_start_time DateTime, query_start_time_microseconds DateTime64(6), query_duration_ms UInt64,
+    read_rows UInt64, read_bytes UInt64, written_rows UInt64, written_bytes UInt64,
+    result_rows UInt64, result_bytes UInt64, memory_usage UInt64,
+    current_database String, query String, query_kind LowCardinality(String),
+    exception_code Int32, exception String, is_initial_query UInt8, user String, query_id String,
+    initial_user String, initial_query_id String, interface UInt8, http_method UInt8,
+    http_user_agent String, client_name String"""
+QUERY_LOG_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS system.query_log ({QUERY_LOG_COLUMNS}) ENGINE = Memory "
+    "SETTINGS max_rows_to_keep = 200000, max_bytes_to_keep = 268435456"
+)
+QUERY_LOG_FLUSH_SECONDS = 1.0
 
 
 class QueryError(Exception):
@@ -51,6 +72,9 @@ class Result:
     rows_written: int
     bytes_written: int
     elapsed: float
+    # chDB's rows_read()/bytes_read() count the result set; these count what was read from storage
+    storage_rows_read: int = 0
+    storage_bytes_read: int = 0
 
 
 @dataclass
@@ -73,6 +97,50 @@ class Pooled:
     dirty: bool = False
 
 
+class QueryLog:
+    """Rows for system.query_log, written a batch at a time (as ClickHouse flushes its logs): every
+    QUERY_LOG_FLUSH_SECONDS, and whenever a query reads the log (`flush()`)."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._rows: list[dict] = []
+        self._lock = threading.Lock()  # guards _rows
+        self._writing = threading.Lock()  # one flush at a time, in the rows' order
+        self._connection = chdb.connect(engine.path)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._flush_every, name="query-log", daemon=True)
+        self._thread.start()
+
+    def add(self, row: dict) -> None:
+        with self._lock:
+            self._rows.append(row)
+
+    def flush(self) -> None:
+        with self._writing:
+            with self._lock:
+                rows, self._rows = self._rows, []
+            if not rows:
+                return
+            data = "\n".join(json.dumps(row, ensure_ascii=False) for row in rows)
+            # a DROP of the table (the admin's, or the writer's: real ClickHouse lets it) only empties the log
+            self._engine.run(self._connection, QUERY_LOG_TABLE, "TSV")
+            self._engine.run(
+                self._connection, f"INSERT INTO system.query_log FORMAT JSONEachRow\n{data}", "TSV"
+            )
+
+    def _flush_every(self) -> None:
+        while not self._stopped.wait(QUERY_LOG_FLUSH_SECONDS):
+            try:
+                self.flush()
+            except QueryError:
+                pass  # the rows are lost, as ClickHouse loses a log batch it cannot write; the next goes on
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        self._connection.close()
+
+
 class Engine:
     def __init__(self, path: str):
         self.path = path
@@ -86,6 +154,8 @@ class Engine:
         self.version, self.timezone = (
             self.run(self._root, "SELECT version(), timezone()", "TSV").data.decode().strip().split("\t")
         )
+        self.run(self._root, QUERY_LOG_TABLE, "TSV")
+        self.query_log = QueryLog(self)
 
     def run(
         self, connection, query: str | bytes, output_format: str, parameters: dict[str, str] | None = None
@@ -107,6 +177,8 @@ class Engine:
             result.rows_written(),
             result.bytes_written(),
             result.elapsed(),
+            result.storage_rows_read(),
+            result.storage_bytes_read(),
         )
 
     @contextmanager
@@ -182,6 +254,7 @@ class Engine:
                     session.lock.release()
 
     def close(self) -> None:
+        self.query_log.close()
         with self._pool_lock:
             for idle in self._pool.values():
                 for connection in idle:

@@ -10,6 +10,15 @@ that are not the interface's own are settings for that query only; `param_*` are
 to that query only. Statements that return no result (DDL, SET, INSERT) are answered with no body and no
 `X-ClickHouse-Format`. Every error, malformed HTTP included, keeps ClickHouse's form: its HTTP status,
 `X-ClickHouse-Exception-Code` and a `Code: N. DB::Exception: ... (NAME)` body.
+
+A multipart/form-data body (clickhouse-connect's way with large parameters) gives text fields that are
+parameters as the URL's are (`query`, `param_*`, settings), and file parts that are external tables: each
+spooled to disk and read by a temporary table of that query's connection alone (`<name>_structure` or
+`<name>_types`, `<name>_format`). `client_protocol_version` is taken and not passed on: chDB cannot be given
+a client revision, so Native results are those of revision 0 (no BlockInfo before each block), which
+clickhouse-connect's probe of it detects. Every query of a login goes to system.query_log (engine.QueryLog)
+under its login and query id; who may read that table is access.py's: the admin and the writer (all
+logins' queries, as a ClickHouse user with SELECT on it), not the reader.
 """
 
 from __future__ import annotations
@@ -20,25 +29,31 @@ import gzip
 import json
 import logging
 import socket
+import time
 import uuid
 import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
 
 import lz4.frame
 
 from tshop.services.clickhouse import access
 from tshop.services.clickhouse.access import AccessError, Login
-from tshop.services.clickhouse.body import RawBody, RequestBody, content_length
+from tshop.services.clickhouse.body import Form, RawBody, RequestBody, content_length
 from tshop.services.clickhouse.engine import Engine, QueryError, Result, Session
 from tshop.services.clickhouse.sql import (
+    PARAMETER_NAME,
     first_keyword,
     output_format,
     parameter_names,
     second_statement_at,
     split_insert,
+    split_types,
 )
 
 try:
@@ -69,6 +84,7 @@ MAX_QUERY_SIZE_CEILING = 64 * 1024 * 1024
 MAX_SESSION_TIMEOUT = 3600  # ClickHouse's default max_session_timeout
 AUTHENTICATION_FAILED = 516
 PLAIN_TEXT = "text/plain; charset=UTF-8"
+LOG_QUERY_LENGTH = 100000  # ClickHouse's log_queries_cut_to_length
 
 # How ClickHouse maps exception codes to HTTP statuses (exceptionCodeToHTTPStatus); others get 500
 HTTP_STATUS = {
@@ -122,6 +138,14 @@ class Request:
         self.params = dict(parse_qsl(url.query, keep_blank_values=True, errors="surrogateescape"))
         self.headers = handler.headers
         self.method = handler.command
+        # the external tables of a multipart/form-data body: {name: spooled file}
+        self.external: dict[str, Path] = {}
+
+    def add_form(self, form: Form) -> None:
+        """A multipart/form-data body's text fields are parameters as the URL's are (`query`, `param_*`,
+        settings; the URL's win), its file parts external tables."""
+        self.params = {**form.fields, **self.params}
+        self.external = form.files
 
     def credentials(self) -> tuple[str, str]:
         auth = self.headers.get("Authorization", "")
@@ -141,15 +165,26 @@ class Request:
         return user, password
 
     def settings(self) -> dict[str, str]:
+        external = {
+            f"{name}_{suffix}" for name in self.external for suffix in ("format", "structure", "types")
+        }
         return {
             name: value
             for name, value in self.params.items()
-            if name not in INTERFACE_PARAMS and not name.startswith("param_")
+            if name not in INTERFACE_PARAMS and not name.startswith("param_") and name not in external
         }
 
     def query_parameters(self) -> dict[str, str]:
         parameters = {name[6:]: value for name, value in self.params.items() if name.startswith("param_")}
         for name, value in parameters.items():
+            if not PARAMETER_NAME.fullmatch(name):
+                # no `{name:Type}` placeholder can name it: a typo a query would otherwise never see
+                raise QueryError.of(
+                    36,
+                    "BAD_ARGUMENTS",
+                    f"Invalid query parameter name {name!r}: a parameter is named as a `{{name:Type}}` "
+                    "placeholder names it, with letters, digits, `_` and `$` (`param_$1`)",
+                )
             if not _is_utf8(name + value):
                 # chDB takes parameters as text only: refused rather than changed
                 raise QueryError.of(
@@ -174,6 +209,21 @@ class Request:
                 f"Session timeout '{value}' is larger than max_session_timeout: {MAX_SESSION_TIMEOUT}",
             )
         return float(value)
+
+
+@dataclass
+class LogEntry:
+    """What system.query_log records of one request of a login."""
+
+    query_id: str
+    user: str
+    method: str
+    user_agent: str
+    started: float = field(default_factory=time.time)
+    query: str = ""
+    database: str = ""
+    kind: str = ""
+    running: bool = False  # the engine was given the query: a failure is ExceptionWhileProcessing
 
 
 class ClickHouseHandler(BaseHTTPRequestHandler):
@@ -241,9 +291,12 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
     def _error_headers(error: QueryError, headers: dict[str, str]) -> dict[str, str]:
         return {**headers, "X-ClickHouse-Exception-Code": str(error.code), "Content-Type": PLAIN_TEXT}
 
-    def _refuse(self, error: QueryError, headers: dict[str, str], body: RawBody | None) -> None:
+    def _refuse(
+        self, error: QueryError, headers: dict[str, str], body: RawBody | None, entry: LogEntry | None = None
+    ) -> None:
         """Answer with an error. What is left of the body is read first, as ClickHouse does: the
         connection stays usable, and a client still sending would otherwise miss the answer."""
+        self._log_error(entry, error)
         if body is not None and not body.finished:
             body.drain()
         broken = body is None or not body.finished  # the request's end cannot be found: no next request
@@ -278,18 +331,28 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         query_id = request.params.get("query_id") or str(uuid.uuid4())
         headers = self._base_headers(query_id)
         raw: RawBody | None = None
+        entry: LogEntry | None = None
         try:
             raw = self._raw_body()
             if self._serve_page(request, raw):
                 return
             login = self._authenticate(request)
+            entry = LogEntry(
+                query_id,
+                login.name,
+                self.command,
+                self.headers.get("User-Agent", ""),
+                database=login.default_database or "",
+            )
             encoding = self.headers.get("Content-Encoding", "").strip().lower() or None
-            result, response_format = self._execute(request, RequestBody(raw, encoding), query_id, login)
+            body = RequestBody(raw, encoding)
+            self._read_form(request, body)
+            result, response_format = self._execute(request, body, query_id, login, entry)
         except AccessError as error:
-            self._refuse(QueryError.of(error.code, error.name, error.message), headers, raw)
+            self._refuse(QueryError.of(error.code, error.name, error.message), headers, raw, entry)
             return
         except QueryError as error:
-            self._refuse(error, headers, raw)
+            self._refuse(error, headers, raw, entry)
             return
         except (TimeoutError, ConnectionResetError, BrokenPipeError):
             self.close_connection = True
@@ -297,10 +360,73 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         except Exception as error:  # a fault of the endpoint itself: still answered in ClickHouse's form
             log.exception("query %s failed inside the endpoint", query_id)
             self._refuse(
-                QueryError.of(1001, "STD_EXCEPTION", f"{type(error).__name__}: {error}"), headers, raw
+                QueryError.of(1001, "STD_EXCEPTION", f"{type(error).__name__}: {error}"), headers, raw, entry
             )
             return
+        finally:
+            for path in request.external.values():
+                path.unlink(missing_ok=True)
+        self._log_finish(entry, result, response_format)
         self._answer(request, result, response_format, headers)
+
+    def _read_form(self, request: Request, body: RequestBody) -> None:
+        """A multipart/form-data body (clickhouse-connect's large parameters, external data): its fields and
+        files, read before anything else; its file parts on disk."""
+        content_type = self.headers.get("Content-Type", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            return
+        form = Form(self.server.spool_dir, MAX_QUERY_SIZE_CEILING)
+        try:
+            form.read(body, content_type)
+        except BaseException:
+            form.discard()
+            raise
+        request.add_form(form)
+
+    # -- system.query_log ------------------------------------------------------------------------
+    def _log(self, entry: LogEntry, kind: str, **values) -> None:
+        now = time.time()
+        zone = ZoneInfo(self.server.engine.timezone)
+        at, start = datetime.fromtimestamp(now, zone), datetime.fromtimestamp(entry.started, zone)
+        self.server.engine.query_log.add({
+            "type": kind,
+            "event_date": at.strftime("%Y-%m-%d"),
+            "event_time": at.strftime("%Y-%m-%d %H:%M:%S"),
+            "event_time_microseconds": at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "query_start_time": start.strftime("%Y-%m-%d %H:%M:%S"),
+            "query_start_time_microseconds": start.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "query_duration_ms": 0 if kind == "QueryStart" else int((now - entry.started) * 1000),
+            "current_database": entry.database,
+            "query": entry.query[:LOG_QUERY_LENGTH],
+            "query_kind": entry.kind,
+            "is_initial_query": 1,
+            "user": entry.user,
+            "initial_user": entry.user,
+            "query_id": entry.query_id,
+            "initial_query_id": entry.query_id,
+            "interface": 2,  # HTTP
+            "http_method": 1 if entry.method == "GET" else 2,
+            "http_user_agent": entry.user_agent,
+            **values,
+        })  # fmt: skip
+
+    def _log_finish(self, entry: LogEntry, result: Result, response_format: str | None) -> None:
+        self._log(
+            entry,
+            "QueryFinish",
+            read_rows=result.storage_rows_read,
+            read_bytes=result.storage_bytes_read,
+            written_rows=result.rows_written,
+            written_bytes=result.bytes_written,
+            result_rows=result.rows_read if response_format else 0,
+            result_bytes=len(result.data) if response_format else 0,
+        )
+
+    def _log_error(self, entry: LogEntry | None, error: QueryError) -> None:
+        if entry is None:
+            return  # not a login's query: a failed authentication, a malformed request
+        kind = "ExceptionWhileProcessing" if entry.running else "ExceptionBeforeStart"
+        self._log(entry, kind, exception_code=error.code, exception=error.text[:LOG_QUERY_LENGTH])
 
     def _serve_page(self, request: Request, body: RawBody) -> bool:
         """/ping and the pages that are not queries; False for a query."""
@@ -363,17 +489,24 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         return None
 
     def _execute(
-        self, request: Request, body: RequestBody, query_id: str, login: Login
+        self, request: Request, body: RequestBody, query_id: str, login: Login, entry: LogEntry
     ) -> tuple[Result, str | None]:
         """Run the request's statement: its result and the format of its result set (None: it has none)."""
         infile: Path | None = None
         try:
             query, infile = self._query_text(request, body)
+            entry.query, entry.database = query, request.params.get("database") or entry.database
             _refuse_multi_statements(query)
             statement = first_keyword(query)
+            entry.kind = statement.capitalize()
             if self.command == "GET" and statement not in READ_ONLY_STATEMENTS:
                 raise QueryError.of(164, "READONLY", "Cannot execute query in readonly mode")
             self._check_access(login, request, query, statement)
+            if "query_log" in query.lower():
+                # the log is written a batch at a time: a query reading it sees every query before it
+                self.server.engine.query_log.flush()
+            entry.running = True
+            self._log(entry, "QueryStart")
             default_format = request.params.get("default_format") or "TabSeparated"
             response_format = None
             if statement not in NO_RESULT_STATEMENTS:
@@ -488,11 +621,72 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         parameters = request.query_parameters()
         database = request.params.get("database", "")
         key = (login.name, database, tuple(sorted(settings.items())))
-        with self.server.engine.pooled(
-            key, lambda connection: self._configure(connection, login, database, settings)
-        ) as handle:
-            handle.dirty = statement in STATE_CHANGING_STATEMENTS
+        tables = self._external_tables(request)
+        if tables:
+            # the external tables are temporary tables of a connection of this query alone, made before
+            # the login's profile (the reader's readonly) is put on it
+            key = ("\0external", uuid.uuid4().hex)
+
+        def prepare(connection) -> None:
+            self._make_external_tables(connection, tables)
+            self._configure(connection, login, database, settings)
+
+        with self.server.engine.pooled(key, prepare) as handle:
+            handle.dirty = bool(tables) or statement in STATE_CHANGING_STATEMENTS
             return self.server.engine.run(handle.connection, query, default_format, parameters)
+
+    def _external_tables(self, request: Request) -> list[tuple[str, Path, str, str]]:
+        """(name, spooled file, format, structure) of each external table of the request."""
+        tables = []
+        for name, path in request.external.items():
+            data_format = request.params.get(f"{name}_format") or "TabSeparated"
+            structure = request.params.get(f"{name}_structure")
+            types = request.params.get(f"{name}_types")
+            if structure is None and types:
+                structure = ", ".join(f"_{i} {kind}" for i, kind in enumerate(split_types(types), 1))
+            if not structure:
+                raise QueryError.of(
+                    36,
+                    "BAD_ARGUMENTS",
+                    f"Neither structure nor types have been provided for external table {name}. "
+                    f"Use fields {name}_structure or {name}_types to do so",
+                )
+            tables.append((name, path, data_format, structure))
+        return tables
+
+    def _make_external_tables(self, connection, tables: list[tuple[str, Path, str, str]]) -> None:
+        """Each external table as a temporary table of `connection` reading its spooled file where it lies
+        (the File engine streams it: it is never loaded into memory). The structure is parsed by the engine
+        first (DESCRIBE of a `file()` given it as a string literal), so what the request sent cannot change
+        the statement: the columns are the engine's own reading of it."""
+        engine = self.server.engine
+        for name, path, data_format, structure in tables:
+            try:
+                described = engine.run(
+                    connection,
+                    f"DESCRIBE file({_literal(str(path))}, {_literal(data_format)}, {_literal(structure)})",
+                    "JSONCompactEachRow",
+                )
+                columns = ", ".join(
+                    f"{_quoted_name(column[0])} {column[1]}"
+                    for column in map(json.loads, bytes(described.data).decode().splitlines())
+                )
+                engine.run(
+                    connection,
+                    f"CREATE TEMPORARY TABLE {_quoted_name(name)} ({columns}) "
+                    f"ENGINE = File({_literal(data_format)}, {_literal(str(path))})",
+                    "TSV",
+                )
+            except QueryError as error:
+                raise QueryError(
+                    error.code,
+                    error.text.replace(
+                        "DB::Exception: ",
+                        f"DB::Exception: External table {name!r} (structure {structure!r}, format "
+                        f"{data_format!r}): ",
+                        1,
+                    ),
+                ) from None
 
     def _run_in_session(
         self,
@@ -516,8 +710,11 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             return result
         parameters = {**session.parameters, **request.query_parameters()}
         settings = access.check_settings(login, request.settings())
+        tables = self._external_tables(request)
         restore = self._session_state(connection, request, settings, statement)
+        restore += [f"DROP TEMPORARY TABLE IF EXISTS {_quoted_name(name)}" for name, *_ in tables]
         try:
+            self._make_external_tables(connection, tables)
             database = request.params.get("database")
             if database:
                 engine.run(connection, f"USE {_quoted_name(database)}", "TSV")

@@ -8,7 +8,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# ClickHouse allows `$` inside a bare name (`param_$1`, `{a$b:String}`)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+# a name a `{name:Type}` placeholder can hold, as ClickHouse's lexer reads one: a bare word, which may start
+# with `$` when something follows it (`$1`; a lone `$` or `$$` opens a heredoc)
+PARAMETER_NAME = re.compile(r"(?:[A-Za-z_]|\$[A-Za-z0-9_])[A-Za-z0-9_$]*")
 _BLANK = re.compile(r"\s*")
 _READ_METHOD = "storage_file_read_method = 'pread'"
 
@@ -157,3 +161,22 @@ def split_insert(text: str, values_as_data: bool = False) -> Insert | None:
                 text[:start].rstrip(), text[start:name_end], text[name_start:name_end], _data(text, name_end)
             )
     return None
+
+
+def split_types(types: str) -> list[str]:
+    """`UInt32, Decimal(10, 2), String` -> its types: split at the commas outside parentheses and quotes."""
+    parts, depth, start, quote = [], 0, 0, None
+    for i, char in enumerate(types):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"`":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(types[start:i].strip())
+            start = i + 1
+    parts.append(types[start:].strip())
+    return [part for part in parts if part]
