@@ -79,7 +79,8 @@ psql: $(AIRFLOW_ENV)/.synced ## open psql (the bundled PostgreSQL 18 client) on 
 # in issue order: the warehouse benchmark leaves the full-scale shop that the ClickHouse mart's reads
 BENCHES ?= bench/bench_clickhouse_endpoint.py bench/bench_datagen.py bench/bench_warehouse.py \
 	bench/bench_clickhouse_mart.py bench/bench_pipeline.py bench/bench_late_data.py bench/bench_demo.py \
-	bench/bench_star_schema.py bench/bench_ingest.py bench/bench_events.py bench/bench_erasure.py
+	bench/bench_star_schema.py bench/bench_ingest.py bench/bench_events.py bench/bench_erasure.py \
+	bench/bench_tiles.py
 # the dlt environment only when bench_ingest.py is among them (BENCHES read as text, never expanded)
 BENCH_ENVS = $(if $(filter %bench_ingest.py,$(value BENCHES)),$(DLT_ENV)/.synced)
 
