@@ -124,6 +124,12 @@ def test_plain_http_query_format_database_and_headers(clickhouse_url):
     summary = json.loads(response.headers["X-ClickHouse-Summary"])
     assert int(summary["read_rows"]) == 1
 
+    # what a query read from storage, not what it returned
+    counted = pool.request("POST", f"{base}/", body=b"select count() from numbers(100000)", headers=auth)
+    assert counted.data == b"100000\n"
+    summary = json.loads(counted.headers["X-ClickHouse-Summary"])
+    assert (int(summary["read_rows"]), int(summary["result_rows"])) == (100000, 1)
+
     tsv = pool.request("GET", f"{base}/?query=select+1,2&default_format=CSV", headers=auth)
     assert tsv.data == b"1,2\n"
 

@@ -450,12 +450,14 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
 
     def _answer(self, request: Request, result: Result, response_format: str | None, headers: dict) -> None:
         data = result.data
+        # read_*: what the query read from storage, as ClickHouse counts it (chDB's rows_read() is the result's)
         summary = {
-            "read_rows": str(result.rows_read),
-            "read_bytes": str(result.bytes_read),
+            "read_rows": str(result.storage_rows_read),
+            "read_bytes": str(result.storage_bytes_read),
             "written_rows": str(result.rows_written),
             "written_bytes": str(result.bytes_written),
-            "total_rows_to_read": str(result.rows_read),
+            "total_rows_to_read": str(result.storage_rows_read),
+            "result_rows": str(result.rows_read),
             "result_bytes": str(len(data)),
             "elapsed_ns": str(int(result.elapsed * 1e9)),
         }
