@@ -87,6 +87,21 @@ def setup_roles() -> None:
     typer.echo(clickhouse)
 
 
+@app.command("rotate-personal-data-key", epilog="Example: tshop rotate-personal-data-key")
+def rotate_personal_data_key() -> None:
+    """Make a new current key for the personal data the landing files carry encrypted, kept in the secrets
+    file beside the old ones, which still decrypt the files they encrypted. Prints key ids, never a key."""
+    from tshop.personal_data import rotate_key
+
+    try:
+        config = settings()
+        keys = rotate_key(config)
+    except TShopError as error:
+        _fail(error)
+    typer.echo(f"new current key {keys.current_id}; keys that decrypt: {', '.join(sorted(keys.keys))}")
+    typer.echo(f"in {config.secrets_file}; a host that decrypts needs the same TSHOP_PERSONAL_DATA_KEYS")
+
+
 @app.command("pipeline", epilog="Example: tshop pipeline --date 2024-03-05 --generate")
 def pipeline(
     date: Annotated[

@@ -186,6 +186,25 @@ def test_files_encrypted_before_a_rotation_still_decrypt_after_it(install):
         assert keyring(install).decrypt(as_read(frame)).drop("line").equals(as_read(customers()).drop("line"))
 
 
+def test_the_command_rotates_and_prints_ids_never_a_key(install):
+    from typer.testing import CliRunner
+
+    from tshop.cli import app
+
+    before = keyring_for_encryption(install)
+    result = CliRunner().invoke(app, ["rotate-personal-data-key"], env=install.env)
+    assert result.exit_code == 0, result.output
+    after = keyring(install)
+    assert set(after.keys) == {before.current_id, after.current_id} and after.current_id != before.current_id
+    assert f"new current key {after.current_id}" in result.output
+    for secret in after.keys.values():
+        assert base64.urlsafe_b64encode(secret).decode().rstrip("=") not in result.output
+    refused = CliRunner().invoke(
+        app, ["rotate-personal-data-key"], env={**install.env, KEY_ID_VARIABLE: "ops1"}
+    )
+    assert refused.exit_code == 1 and "rotate them there" in refused.output
+
+
 def test_the_environment_overrides_the_secrets_file(install):
     keyring_for_encryption(install, today=DAY)
     secret = base64.urlsafe_b64encode(os.urandom(32)).decode()
