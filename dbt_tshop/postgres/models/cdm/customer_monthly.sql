@@ -74,14 +74,17 @@ to_date as (
         -- every row of a customer computed again carries the newest loaded_at among its lines (and among the
         -- mart rows read for it, current or not)
         {% if is_incremental() -%}
-        greatest(
-            max(loaded_at) over (partition by customer_id),
-            (select read_loaded_at from changed_customers where changed_customers.customer_id = months.customer_id)
-        ) as computed_from_loaded_at
+        greatest(max(loaded_at) over (partition by customer_id), changed_customers.read_loaded_at)
+            as computed_from_loaded_at
         {%- else -%}
         max(loaded_at) over (partition by customer_id) as computed_from_loaded_at
         {%- endif %}
     from months
+    {% if is_incremental() -%}
+    -- a join, not a lookup per row: a day that changes most customers (a backfill, the first days) would
+    -- otherwise scan the changed customers once per month row, quadratic in them
+    inner join changed_customers using (customer_id)
+    {% endif -%}
     window customer_to_date as (
         partition by customer_id order by month rows between unbounded preceding and current row
     )
