@@ -88,6 +88,7 @@ class ErasureReport:
     clickhouse: dict[str, int] = field(default_factory=dict)
     landing: dict[str, int] = field(default_factory=dict)  # file: rows rewritten
     seconds: dict[str, float] = field(default_factory=dict)  # per step
+    postgres_seconds: dict[str, float] = field(default_factory=dict)  # per PostgreSQL table (and its lock)
     left: list[str] = field(default_factory=list)  # steps that failed: a re-run completes them
 
     @property
@@ -236,12 +237,14 @@ def _erase_postgres(
         # waits for it and then erases what it wrote; a node that starts later waits and reads erased values.
         # RAW needs no table lock: its writers' rows are erased again by RAW's triggers.
         locked = [name for name in tables if name[0] != "raw"]
+        started = time.perf_counter()
         if locked:
             conn.execute(
                 sql.SQL("lock table {} in access exclusive mode").format(
                     sql.SQL(", ").join(sql.Identifier(*name) for name in locked)
                 )
             )
+        report.postgres_seconds["lock"] = time.perf_counter() - started
         known_in = [
             sql.SQL("select customer_id from {} where customer_id = any(%(ids)s)").format(
                 sql.Identifier(*name)
@@ -265,6 +268,7 @@ def _erase_postgres(
         per_customer: dict[int, Counter] = {customer_id: Counter() for customer_id in ids}
         for (schema, table), columns in tables.items():
             name = f"{schema}.{table}"
+            started = time.perf_counter()
             rewritten = conn.execute(
                 sql.SQL("update {} set {} where customer_id = any(%s) and ({}) returning customer_id").format(
                     sql.Identifier(schema, table),
@@ -277,9 +281,11 @@ def _erase_postgres(
                 (ids,),
             ).fetchall()
             report.postgres[name] = len(rewritten)
+            report.postgres_seconds[name] = time.perf_counter() - started
             for (customer_id,) in rewritten:
                 per_customer[customer_id][name] += 1
         # a landed customer row that broke a rule keeps its values as read: those too
+        started = time.perf_counter()
         rejected = conn.execute(
             """update raw.rejected_row
                set row_data = row_data || '{"first_name": "erased", "last_name": "erased", "birth_date": null}'
@@ -293,6 +299,7 @@ def _erase_postgres(
             (ids,),
         ).fetchall()
         report.postgres["raw.rejected_row"] = len(rejected)
+        report.postgres_seconds["raw.rejected_row"] = time.perf_counter() - started
         for (customer_id,) in rejected:
             per_customer[customer_id]["raw.rejected_row"] += 1
         # rows_rewritten: {run id: {table: rows}}, one entry per operation that rewrote something of theirs
