@@ -440,12 +440,16 @@ def _typed(table: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _full_rows(table: str, key: str, changes: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
-    """`changes` (key, changed columns) completed with the other columns of the current rows."""
+    """`changes` (key, changed columns) completed with the other columns of the current rows. A null among
+    those is a value (an erased customer's birth date), not a missing row: the marker column tells them apart."""
     rows = changes.join(
-        current.drop(changes.columns[1:], strict=False), on=key, how="left", maintain_order="left"
+        current.drop(changes.columns[1:], strict=False).with_columns(_found=pl.lit(True)),
+        on=key,
+        how="left",
+        maintain_order="left",
     )
-    if rows.null_count().sum_horizontal().item():
-        missing = rows.filter(pl.any_horizontal(pl.all().is_null()))[key].head(5).to_list()
+    if rows["_found"].null_count():
+        missing = rows.filter(pl.col("_found").is_null())[key].head(5).to_list()
         raise ValueError(f"{table}: no current row to change for {key} {missing} in the generator's state")
     return rows.select(COLUMNS[table])
 

@@ -294,3 +294,40 @@ def test_the_landing_zone_and_memory_hold_what_raw_holds_for_the_same_seed(new_d
             day: (counts["customers_added"], counts["sale_corrections"])
             for day, counts in reference.days.items()
         }
+
+
+def test_a_change_to_a_customer_with_a_null_birth_date_is_written_and_a_missing_one_refused():
+    """An erased customer (tshop forget-customer) keeps a null birth date in the generator's state: renaming
+    them later is a change like any other, not a row the state lacks."""
+    from datagen.landing import _full_rows
+
+    people = pl.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "first_name": ["erased", "Ann"],
+            "last_name": ["erased", "Lee"],
+            "birth_date": [None, dt.date(1990, 5, 1)],
+            "updated_at": [dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 1)],
+        },
+        schema_overrides={"birth_date": pl.Date},
+    )
+    renamed = pl.DataFrame(
+        {
+            "customer_id": [1],
+            "first_name": ["Zoe"],
+            "last_name": ["Quux"],
+            "updated_at": [dt.datetime(2024, 1, 2)],
+        }
+    )
+    rows = _full_rows("raw.customer", "customer_id", renamed, people)
+    assert rows.to_dicts() == [
+        {
+            "customer_id": 1,
+            "first_name": "Zoe",
+            "last_name": "Quux",
+            "birth_date": None,
+            "updated_at": dt.datetime(2024, 1, 2),
+        }
+    ]
+    with pytest.raises(ValueError, match=r"no current row to change for customer_id \[3\]"):
+        _full_rows("raw.customer", "customer_id", renamed.with_columns(customer_id=pl.lit(3)), people)
