@@ -20,13 +20,12 @@ import shutil
 import psycopg
 
 from bench.report import markdown_table, write_section
-from bench.shop import CUSTOMERS, built_shop
+from bench.shop import CUSTOMERS, beside_shop, built_shop
 from bench.shop import STATE as SHOP_STATE
 from bench.timing import median_seconds, timed
 from tshop import clients, metrics
-from tshop.config import REPO_ROOT, settings
+from tshop.config import REPO_ROOT
 from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
-from tshop.services._process import free_port
 from tshop.services.clickhouse import LocalClickHouse
 
 STATE = REPO_ROOT / ".state" / "bench" / "clickhouse-mart"
@@ -62,14 +61,7 @@ def reads(metric: str) -> str:
 def main() -> None:
     shutil.rmtree(STATE, ignore_errors=True)
     with built_shop() as shop:
-        config = settings(
-            {
-                **shop.env,
-                "TSHOP_PG_DSN": shop.pg_dsn(),
-                "TSHOP_STATE_DIR": str(STATE),
-                "TSHOP_CLICKHOUSE_PORT": str(free_port()),
-            }
-        )
+        config = beside_shop(shop, STATE, "TSHOP_CLICKHOUSE_PORT")
         endpoint = LocalClickHouse(config)
         endpoint.start()
         try:

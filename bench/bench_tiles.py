@@ -26,12 +26,11 @@ import psycopg
 
 from bench.report import markdown_table, write_section
 from bench.shop import STATE as SHOP_STATE
-from bench.shop import built_shop
+from bench.shop import beside_shop, built_shop
 from bench.timing import timed
 from tshop import clients, dashboard
-from tshop.config import REPO_ROOT, Settings, settings
+from tshop.config import REPO_ROOT, Settings
 from tshop.dbt import CLICKHOUSE_PROJECT, run_dbt
-from tshop.services._process import free_port
 from tshop.services.clickhouse import LocalClickHouse
 
 STATE = REPO_ROOT / ".state" / "bench" / "tiles"
@@ -116,15 +115,7 @@ def main() -> None:
     load_at_start = os.getloadavg()[0]
     shutil.rmtree(STATE, ignore_errors=True)
     with built_shop() as shop:
-        config = settings(
-            {
-                **shop.env,
-                "TSHOP_PG_DSN": shop.pg_dsn(),
-                "TSHOP_STATE_DIR": str(STATE),
-                "TSHOP_CLICKHOUSE_PORT": str(free_port()),
-                "TSHOP_SUPERSET_PORT": str(free_port()),
-            }
-        )
+        config = beside_shop(shop, STATE, "TSHOP_CLICKHOUSE_PORT", "TSHOP_SUPERSET_PORT")
         # Superset's metadata of an earlier run holds secrets of another key: made anew
         with psycopg.connect(config.pg_dsn(database="postgres"), autocommit=True) as conn:
             conn.execute("drop database if exists superset with (force)")

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -27,6 +28,19 @@ CUSTOMERS = int(os.environ.get("BENCH_SHOP_CUSTOMERS", "5000000"))
 DAYS = int(os.environ.get("BENCH_SHOP_DAYS", "90"))
 BUILD = ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 FIRST_DAY = dt.date(2024, 1, 1)
+
+
+def beside_shop(shop: Settings, state: Path, *ports: str) -> Settings:
+    """The built shop's warehouse, with a state folder of the benchmark's own and a free port for each of
+    `ports` (its ClickHouse endpoint, its Superset)."""
+    return settings(
+        {
+            **shop.env,
+            "TSHOP_PG_DSN": shop.pg_dsn(),
+            "TSHOP_STATE_DIR": str(state),
+            **{port: str(free_port()) for port in ports},
+        }
+    )
 
 
 @contextmanager
